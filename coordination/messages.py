@@ -1,0 +1,220 @@
+"""Messages: the only objects that cross an agent boundary.
+
+Every message is a frozen dataclass whose fields, apart from ``sender`` and
+``receiver``, are numbers or numeric NumPy arrays. Arrays are copied and made
+read-only when a message is created, so a receiver can never change what the
+sender holds, and nothing else (a network object, a solver handle, a dict of
+internals) can ride along.
+
+A protocol declares which message types may flow between which roles with a
+:class:`ProtocolSpec`; the runtime checks every message against it and refuses
+anything undeclared with :class:`UndeclaredMessageError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+#: Bytes counted for a scalar field (an int or a float travels as 8 bytes).
+SCALAR_BYTES = 8
+
+
+class MessageFieldError(TypeError):
+    """A message field holds something other than a number or a numeric array."""
+
+
+class UndeclaredMessageError(RuntimeError):
+    """A message that the protocol does not declare for this pair of roles."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """Base class: ``sender`` and ``receiver`` are agent names.
+
+    Subclasses add numeric fields only. Use :meth:`nbytes` for the payload size
+    that the runtime logs.
+    """
+
+    sender: str
+    receiver: str
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("sender", "receiver"):
+                if not isinstance(value, str) or not value:
+                    raise MessageFieldError(
+                        f"{type(self).__name__}.{f.name} must be a non-empty agent name, got {value!r}"
+                    )
+                continue
+            object.__setattr__(self, f.name, _freeze_field(type(self).__name__, f.name, value))
+
+    def payload_fields(self) -> dict[str, object]:
+        """The numeric fields (everything except sender and receiver)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("sender", "receiver")
+        }
+
+    def nbytes(self) -> int:
+        """Payload size in bytes: array buffers plus 8 bytes per scalar."""
+        total = 0
+        for value in self.payload_fields().values():
+            total += value.nbytes if isinstance(value, np.ndarray) else SCALAR_BYTES
+        return total
+
+    def field_sizes(self) -> dict[str, int]:
+        """Bytes per payload field, for the privacy audit report."""
+        return {
+            name: (value.nbytes if isinstance(value, np.ndarray) else SCALAR_BYTES)
+            for name, value in self.payload_fields().items()
+        }
+
+
+def _freeze_field(cls_name: str, name: str, value: object) -> object:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (np.ndarray, list, tuple)):
+        arr = np.array(value, copy=True)
+        if arr.dtype == object or not (
+            np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+        ):
+            raise MessageFieldError(
+                f"{cls_name}.{name} must hold numbers only, got an array of {arr.dtype}"
+            )
+        arr.setflags(write=False)
+        return arr
+    raise MessageFieldError(
+        f"{cls_name}.{name} must be a number or a numeric array, got {type(value).__name__}: "
+        "messages carry numbers and arrays only"
+    )
+
+
+@dataclass(frozen=True)
+class Route:
+    """One declared flow: messages of ``message_type`` from ``sender_role`` to ``receiver_role``."""
+
+    message_type: type
+    sender_role: str
+    receiver_role: str
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """A protocol's declaration of the messages it may send.
+
+    ``routes`` lists every allowed (type, sender role, receiver role). The role
+    ``"coordinator"`` is the protocol driver itself (it receives reports such as
+    residuals and costs; it never solves anything).
+    """
+
+    name: str
+    routes: tuple[Route, ...] = field(default_factory=tuple)
+
+    def allows(self, message_type: type, sender_role: str, receiver_role: str) -> bool:
+        return any(
+            r.message_type is message_type
+            and r.sender_role == sender_role
+            and r.receiver_role == receiver_role
+            for r in self.routes
+        )
+
+    def check(self, message: object, sender_role: str, receiver_role: str | None) -> None:
+        """Raise :class:`UndeclaredMessageError` unless ``message`` is declared."""
+        if not isinstance(message, Message):
+            raise UndeclaredMessageError(
+                f"protocol {self.name!r}: an agent with role {sender_role!r} tried to send a "
+                f"{type(message).__name__}, which is not a message dataclass; "
+                "only declared message types may cross an agent boundary"
+            )
+        if receiver_role is None or not self.allows(type(message), sender_role, receiver_role):
+            raise UndeclaredMessageError(
+                f"protocol {self.name!r} does not declare {type(message).__name__} from "
+                f"{message.sender!r} (role {sender_role!r}) to {message.receiver!r} "
+                f"(role {receiver_role!r}); declared: {self.describe()}"
+            )
+
+    def describe(self) -> str:
+        return "; ".join(
+            f"{r.message_type.__name__}: {r.sender_role}->{r.receiver_role}" for r in self.routes
+        )
+
+
+def routes(*triples: tuple[type, str, str]) -> tuple[Route, ...]:
+    """Shorthand: ``routes((T, "dso", "tso"), ...)``."""
+    return tuple(Route(t, s, r) for t, s, r in triples)
+
+
+def iter_messages(value: object) -> Iterable[object]:
+    """The messages in an agent's reply: ``None``, one message, or a list/tuple of them."""
+    if value is None:
+        return ()
+    if isinstance(value, (list, tuple)):
+        return value
+    return (value,)
+
+
+# --- Messages of the deterministic TSO-DSO ADMM (coordination/admm.py) -------------------
+
+
+@dataclass(frozen=True)
+class BoundaryProposal(Message):
+    """DSO -> TSO: the DSO's copy of its boundary power, one value per hour.
+
+    ``p_mw[t]`` is the power the feeder draws from the transmission bus in hour t
+    (the paper's boundary power, DSO copy).
+    """
+
+    iteration: int
+    p_mw: np.ndarray
+
+
+@dataclass(frozen=True)
+class BoundaryUpdate(Message):
+    """TSO -> DSO: the consensus boundary power, the DSO's multiplier and the penalty.
+
+    ``consensus_p_mw`` is z (the average of the TSO's and the DSO's copies),
+    ``multiplier_usd_per_mwh`` is the DSO's Lagrange multiplier lambda_D and
+    ``rho_usd_per_mw2h`` the ADMM penalty rho.
+    """
+
+    iteration: int
+    consensus_p_mw: np.ndarray
+    multiplier_usd_per_mwh: np.ndarray
+    rho_usd_per_mw2h: float
+
+
+@dataclass(frozen=True)
+class ConvergenceReport(Message):
+    """TSO -> coordinator: residuals of one ADMM iteration and whether they meet tolerance."""
+
+    iteration: int
+    primal_residual_mw: float
+    dual_residual_usd_per_mwh: float
+    primal_tolerance_mw: float
+    dual_tolerance_usd_per_mwh: float
+    rho_usd_per_mw2h: float
+    converged: bool
+
+
+@dataclass(frozen=True)
+class CostReport(Message):
+    """Agent -> coordinator: the agent's own outcome at its current solution.
+
+    ``cost_usd`` excludes the ADMM terms (multipliers and penalty); the energy figures
+    are the agent's totals over the horizon.
+    """
+
+    cost_usd: float
+    load_shed_mwh: float
+    wind_curtailed_mwh: float

@@ -1,0 +1,446 @@
+"""The runtime: carries messages between agents, in one process or as Ray actors.
+
+The same agent classes run
+
+* in one process (:class:`InProcessTransport`, ``--mode serial``), or
+* one Ray actor per agent (:class:`RayTransport`, ``--mode ray``), on an embedded
+  local Ray instance sized by ``workers`` or on an existing cluster (``address``).
+
+A protocol driver calls :meth:`Runtime.run_phase` with one :class:`Call` per agent
+that acts in the phase. The runtime delivers each call's inbound messages, submits
+*every* call of the phase before it gathers any reply, waits at most ``timeout_s``
+and then raises :class:`AgentTimeoutError` naming the agents that did not answer.
+Every reply is audited against the protocol's :class:`~coordination.messages.ProtocolSpec`
+and logged (sender, receiver, type, bytes, time).
+
+Timing (see docs/runtime.md):
+
+* ``compute``: each call's time inside the agent (CPU time of the calling thread,
+  so that agents sharing a core are not charged for each other's work; wall time
+  is kept too).
+* ``critical path``: per phase, the slowest agent's compute; summed over phases.
+  It is the wall time the run would take with one core per agent and free messages.
+* ``messaging``: per phase, the wall time during which no agent was computing
+  (dispatch before the first agent started, collection after the last ended),
+  plus the driver's own audit and logging time.
+
+This module is the only one in the project that imports Ray (lazily, so serial
+runs do not need it).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from .messages import Message, ProtocolSpec, UndeclaredMessageError, iter_messages
+
+#: Role name of the protocol driver, which receives reports and solves nothing.
+COORDINATOR = "coordinator"
+
+
+class RuntimeErrorBase(RuntimeError):
+    """Base of the runtime's own errors."""
+
+
+class AgentTimeoutError(RuntimeErrorBase):
+    """Some agents did not answer a phase within the timeout."""
+
+
+class AgentFailedError(RuntimeErrorBase):
+    """An agent's process died or could not be started."""
+
+
+class ClusterUnreachableError(RuntimeErrorBase):
+    """``--address`` names a Ray cluster that cannot be reached."""
+
+
+class MisroutedMessageError(RuntimeErrorBase):
+    """The driver handed an agent a message addressed to someone else."""
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """How to build one agent: its name, its role, its class and its private data."""
+
+    name: str
+    role: str
+    factory: Callable[..., Any]
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Call:
+    """Ask ``agent`` to run ``method(inbox)``; ``inbox`` holds its inbound messages."""
+
+    agent: str
+    method: str
+    inbox: tuple = ()
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """What one call cost: CPU and wall seconds inside the agent, and when it ran."""
+
+    agent: str
+    method: str
+    compute_s: float
+    wall_s: float
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class PhaseRecord:
+    """One phase of one round: its calls, wall time and messaging time."""
+
+    round: int
+    phase: str
+    wall_s: float
+    messaging_s: float
+    calls: tuple[CallRecord, ...]
+
+    @property
+    def critical_s(self) -> float:
+        return max((c.compute_s for c in self.calls), default=0.0)
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """One logged message."""
+
+    round: int
+    phase: str
+    sender: str
+    receiver: str
+    type: str
+    nbytes: int
+    fields: tuple[tuple[str, int], ...]
+    time_s: float
+
+
+class AgentHost:
+    """Holds one agent and times its calls; the body of a Ray actor, or used in-process."""
+
+    def __init__(self, factory: Callable[..., Any], kwargs: dict, cpu_set: tuple[int, ...] | None = None):
+        if cpu_set and hasattr(os, "sched_setaffinity"):
+            try:
+                os.sched_setaffinity(0, set(cpu_set))
+            except OSError:
+                pass  # not permitted here: run unpinned
+        self.agent = factory(**kwargs)
+
+    def ready(self) -> bool:
+        return True
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def invoke(self, method: str, inbox: tuple) -> tuple[Any, float, float, float]:
+        """Run ``agent.method(inbox)``; return (reply, CPU s, start, end)."""
+        fn = getattr(self.agent, method)
+        t0, c0 = time.time(), time.thread_time()
+        reply = fn(inbox)
+        c1, t1 = time.thread_time(), time.time()
+        return reply, c1 - c0, t0, t1
+
+
+class InProcessTransport:
+    """Every agent lives in this process; calls run one after another."""
+
+    mode = "serial"
+
+    def __init__(self, specs: Sequence[AgentSpec], timeout_s: float):
+        self.timeout_s = timeout_s
+        self.hosts = {s.name: AgentHost(s.factory, s.kwargs) for s in specs}
+        self.workers = 1
+
+    def execute(self, calls: Sequence[Call], phase: str) -> list[tuple[Any, float, float, float]]:
+        out = []
+        t_start = time.time()
+        for call in calls:
+            out.append(self.hosts[call.agent].invoke(call.method, call.inbox))
+            elapsed = time.time() - t_start
+            if elapsed > self.timeout_s:
+                raise AgentTimeoutError(
+                    f"phase {phase!r} took {elapsed:.1f} s, over the {self.timeout_s:.0f} s timeout, "
+                    f"at agent {call.agent!r}; raise the timeout (--timeout) or check that agent's model"
+                )
+        return out
+
+    def local_agent(self, name: str) -> Any:
+        """The agent object itself (serial mode only; for tests and inspection)."""
+        return self.hosts[name].agent
+
+    def close(self) -> None:
+        self.hosts.clear()
+
+
+def check_ray_address(address: str, timeout_s: float = 3.0) -> None:
+    """Fail fast, with a clear message, when ``address`` cannot be reached over TCP."""
+    if address in ("auto", "local"):
+        return
+    target = address.split("://", 1)[-1]
+    host, _, port_text = target.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise ClusterUnreachableError(
+            f"--address {address!r} is not of the form HOST:PORT (e.g. 127.0.0.1:6379 or "
+            "ray://HOST:10001), nor 'auto'"
+        )
+    try:
+        with socket.create_connection((host, int(port_text)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ClusterUnreachableError(
+            f"cannot reach a Ray cluster at {address!r} ({exc.strerror or exc}); start one with "
+            "`ray start --head` and pass the address it prints, or leave out --address to run "
+            "on an embedded local instance"
+        ) from None
+
+
+class RayTransport:
+    """One Ray actor per agent, on an embedded local instance or an existing cluster.
+
+    With the embedded instance (no ``address``), Ray is started with
+    ``num_cpus=workers``; each actor asks for ``workers / n_agents`` CPUs (so all of
+    them fit) and, on Linux, is pinned to the first ``workers`` cores of this
+    process's CPU set, so that ``workers`` really bounds the parallelism.
+    """
+
+    mode = "ray"
+
+    def __init__(
+        self,
+        specs: Sequence[AgentSpec],
+        timeout_s: float,
+        workers: int,
+        address: str | None = None,
+        startup_timeout_s: float = 180.0,
+    ):
+        import ray  # the only Ray import in the project
+
+        self._ray = ray
+        self.timeout_s = timeout_s
+        self.workers = workers
+        self._owns_ray = False
+        if address:
+            check_ray_address(address)
+            if not ray.is_initialized():
+                ray.init(address=address, log_to_driver=False)
+                self._owns_ray = True
+            cpu_set = None
+        else:
+            if not ray.is_initialized():
+                ray.init(
+                    num_cpus=workers,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+                self._owns_ray = True
+            cpu_set = _first_cpus(workers)
+        frac = min(1.0, workers / max(1, len(specs)))
+        actor_cls = ray.remote(AgentHost)
+        self.actors = {
+            s.name: actor_cls.options(num_cpus=frac).remote(s.factory, s.kwargs, cpu_set)
+            for s in specs
+        }
+        names = list(self.actors)
+        refs = [self.actors[n].ready.remote() for n in names]
+        self._gather(refs, names, "startup", startup_timeout_s)
+
+    def execute(self, calls: Sequence[Call], phase: str) -> list[tuple[Any, float, float, float]]:
+        refs = [self.actors[c.agent].invoke.remote(c.method, c.inbox) for c in calls]
+        return self._gather(refs, [c.agent for c in calls], phase, self.timeout_s)
+
+    def _gather(self, refs: list, names: list[str], phase: str, timeout_s: float) -> list:
+        ray = self._ray
+        ready, pending = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        if pending:
+            late = [names[refs.index(r)] for r in pending]
+            raise AgentTimeoutError(
+                f"phase {phase!r}: no reply within {timeout_s:.0f} s from {', '.join(late)}; "
+                "raise the timeout (--timeout) or check those agents' models and the cluster's load"
+            )
+        try:
+            return ray.get(refs)
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, BaseException):
+                raise cause from None
+            raise
+        except ray.exceptions.RayActorError as exc:
+            raise AgentFailedError(f"phase {phase!r}: an agent's actor died: {exc}") from None
+
+    def pids(self) -> dict[str, int]:
+        """Process id of each agent's actor (used to show that agents run apart)."""
+        names = list(self.actors)
+        return dict(zip(names, self._ray.get([self.actors[n].pid.remote() for n in names])))
+
+    def close(self) -> None:
+        for actor in self.actors.values():
+            try:
+                self._ray.kill(actor)
+            except Exception:  # already gone
+                pass
+        self.actors.clear()
+        if self._owns_ray:
+            self._ray.shutdown()
+
+
+def _first_cpus(n: int) -> tuple[int, ...] | None:
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    return tuple(cpus[: max(1, n)])
+
+
+@dataclass
+class RunStats:
+    """Everything the runtime measured in one run."""
+
+    phases: list[PhaseRecord] = field(default_factory=list)
+    messages: list[MessageRecord] = field(default_factory=list)
+    violations: int = 0  #: messages refused by the audit (each also raised an error)
+
+    def critical_path_s(self) -> float:
+        return sum(p.critical_s for p in self.phases)
+
+    def messaging_s(self) -> float:
+        return sum(p.messaging_s for p in self.phases)
+
+    def compute_by_agent(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for p in self.phases:
+            for c in p.calls:
+                out[c.agent] = out.get(c.agent, 0.0) + c.compute_s
+        return out
+
+    def message_summary(self) -> dict:
+        by_type: dict[str, dict[str, int]] = {}
+        for m in self.messages:
+            entry = by_type.setdefault(m.type, {"count": 0, "bytes": 0})
+            entry["count"] += 1
+            entry["bytes"] += m.nbytes
+        return {
+            "count": len(self.messages),
+            "bytes": sum(m.nbytes for m in self.messages),
+            "by_type": by_type,
+        }
+
+    def audit_report(self) -> dict:
+        """Per link (sender -> receiver): message types, fields and bytes."""
+        links: dict[str, dict] = {}
+        for m in self.messages:
+            link = links.setdefault(f"{m.sender}->{m.receiver}", {"count": 0, "bytes": 0, "types": {}})
+            link["count"] += 1
+            link["bytes"] += m.nbytes
+            link["types"].setdefault(m.type, {"fields": dict(m.fields)})
+        return links
+
+
+class Runtime:
+    """Runs a protocol's phases over a transport, auditing and timing every message."""
+
+    def __init__(
+        self,
+        protocol: ProtocolSpec,
+        specs: Sequence[AgentSpec],
+        mode: str = "serial",
+        workers: int = 1,
+        address: str | None = None,
+        timeout_s: float = 300.0,
+    ):
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        names = [s.name for s in specs]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes or COORDINATOR in names:
+            raise ValueError(f"agent names must be unique and not {COORDINATOR!r}: {sorted(dupes)}")
+        self.protocol = protocol
+        self.roles = {s.name: s.role for s in specs}
+        self.roles[COORDINATOR] = COORDINATOR
+        self.stats = RunStats()
+        self.round = 0
+        self._t0 = time.time()
+        if mode == "serial":
+            self.transport: InProcessTransport | RayTransport = InProcessTransport(specs, timeout_s)
+        elif mode == "ray":
+            self.transport = RayTransport(specs, timeout_s, workers, address)
+        else:
+            raise ValueError(f"mode must be 'serial' or 'ray', got {mode!r}")
+        self.startup_s = time.time() - self._t0
+        self.mode = mode
+        self.workers = self.transport.workers
+
+    def run_phase(self, phase: str, calls: Sequence[Call]) -> list[Message]:
+        """Submit every call, gather every reply, audit and log; return all outbound messages."""
+        for call in calls:
+            if call.agent not in self.roles or call.agent == COORDINATOR:
+                raise KeyError(f"phase {phase!r}: no agent named {call.agent!r}")
+            for msg in call.inbox:
+                if not isinstance(msg, Message) or msg.receiver != call.agent:
+                    raise MisroutedMessageError(
+                        f"phase {phase!r}: {type(msg).__name__} for "
+                        f"{getattr(msg, 'receiver', '?')!r} handed to {call.agent!r}"
+                    )
+        t0 = time.time()
+        results = self.transport.execute(calls, phase)
+        t1 = time.time()
+        records, outbound = [], []
+        for call, (reply, cpu_s, start_s, end_s) in zip(calls, results):
+            records.append(CallRecord(call.agent, call.method, cpu_s, end_s - start_s, start_s, end_s))
+            for msg in iter_messages(reply):
+                self._audit(call.agent, msg, phase)
+                outbound.append(msg)
+        t2 = time.time()
+        starts = [r.start_s for r in records]
+        ends = [r.end_s for r in records]
+        span = (max(ends) - min(starts)) if records else 0.0
+        wall = t1 - t0
+        messaging = min(wall, max(0.0, wall - span)) + (t2 - t1)
+        self.stats.phases.append(
+            PhaseRecord(self.round, phase, wall + (t2 - t1), messaging, tuple(records))
+        )
+        return outbound
+
+    def _audit(self, agent: str, msg: object, phase: str) -> None:
+        role = self.roles[agent]
+        receiver_role = self.roles.get(getattr(msg, "receiver", None))
+        try:
+            if isinstance(msg, Message) and msg.sender != agent:
+                raise UndeclaredMessageError(
+                    f"agent {agent!r} sent a {type(msg).__name__} that claims to come from "
+                    f"{msg.sender!r}; an agent may send only in its own name"
+                )
+            self.protocol.check(msg, role, receiver_role)
+        except UndeclaredMessageError:
+            self.stats.violations += 1
+            raise
+        self.stats.messages.append(
+            MessageRecord(
+                self.round,
+                phase,
+                msg.sender,
+                msg.receiver,
+                type(msg).__name__,
+                msg.nbytes(),
+                tuple(msg.field_sizes().items()),
+                time.time() - self._t0,
+            )
+        )
+
+    def next_round(self) -> None:
+        self.round += 1
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

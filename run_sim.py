@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Run a coordination scenario: ``python run_sim.py [SCENARIO] [options]``.
+
+Examples::
+
+    python run_sim.py                                   # T30D2, deterministic, Ray
+    python run_sim.py t118d10 --mode serial --check-centralized
+    python run_sim.py --scenario-file examples/t30d2.toml --out results/mine
+    python run_sim.py --list
+
+Exit codes: 0 success; 2 bad input (nothing written); 3 a model could not be solved;
+4 the runtime failed (timeout, unreachable cluster, dead agent); 5 no convergence
+within the iteration limit (results are written, ``converged`` is false).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT, EXIT_SOLVE, EXIT_RUNTIME, EXIT_NOT_CONVERGED = 2, 3, 4, 5
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run_sim.py",
+        description="Distributed TSO-DSO coordination on Ray: run a scenario and write result.json.",
+    )
+    p.add_argument("scenario", nargs="?", default=None, help="scenario name (default t30d2); see --list")
+    p.add_argument("--case", default=None, help="case of the scenario (default: the scenario's first case)")
+    p.add_argument("--mode", choices=("serial", "ray"), default="ray",
+                   help="serial: all agents in one process; ray: one Ray actor per agent (default)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="CPUs of the embedded Ray instance (default: all cores of this machine)")
+    p.add_argument("--address", default=None,
+                   help="run on an existing Ray cluster, e.g. 127.0.0.1:6379 (started with `ray start --head`)")
+    p.add_argument("--out", default=None, help="output folder (default results/SCENARIO-CASE)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the load, wind and EV profiles")
+    p.add_argument("--check-centralized", action="store_true",
+                   help="also solve the centralized model and report the gap to it")
+    p.add_argument("--scenario-file", default=None, help="TOML scenario file (see docs/scenario_file.md)")
+    p.add_argument("--max-iterations", type=_positive_int, default=None, help="ADMM iteration limit")
+    p.add_argument("--timeout", type=_positive_float, default=300.0,
+                   help="seconds to wait for one phase's replies before stopping with an error (300)")
+    p.add_argument("--quiet", action="store_true", help="no per-iteration progress lines")
+    p.add_argument("--list", action="store_true", help="list the scenarios and their cases, then exit")
+    return p
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"run_sim.py: error: {message}", file=sys.stderr)
+    return code
+
+
+def _list_scenarios() -> None:
+    from scenarios import SCENARIOS
+
+    for name, entry in SCENARIOS.items():
+        print(f"{name}: {entry.description}")
+        for case, text in entry.cases.items():
+            default = " (default)" if case == entry.default_case else ""
+            print(f"    --case {case}{default}: {text}")
+
+
+def _summary(result: dict, out_dir: Path) -> str:
+    t = result["timing"]
+    rows = [
+        ("scenario / case", f"{result['scenario']} / {result['case']}"),
+        ("mode / workers", f"{result['mode']} / {result['workers']}"),
+        ("converged / iterations", f"{result['converged']} / {result['iterations']}"),
+        ("total cost ($)", f"{result['objective']['total']:,.2f}"),
+    ]
+    if "centralized" in result:
+        c = result["centralized"]
+        rows.append(("centralized cost ($)", f"{c['objective']:,.2f}"))
+        rows.append(("gap to centralized", f"{100 * c['gap_rel']:.4f} %"))
+    rows += [
+        ("load shed / wind curtailed (MWh)",
+         f"{result['metrics']['load_shed_mwh']:.3f} / {result['metrics']['wind_curtailed_mwh']:.3f}"),
+        ("wall / startup / ADMM loop (s)", f"{t['wall_s']:.2f} / {t['startup_s']:.2f} / {t['loop_s']:.2f}"),
+        ("critical path / messaging (s)", f"{t['critical_path_s']:.2f} / {t['messaging_s']:.3f}"),
+        ("agent compute total (s)", f"{t['compute_s_total']:.2f}"),
+        ("messages (count / bytes)", f"{result['messages']['count']} / {result['messages']['bytes']:,}"),
+        ("privacy audit", f"{result['privacy']['audited']} audited, {result['privacy']['violations']} undeclared"),
+        ("output", str(out_dir)),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list:
+        _list_scenarios()
+        return 0
+
+    from dataclasses import replace
+
+    from agents.solver import SolveError
+    from coordination.output import write_outputs
+    from coordination.runtime import RuntimeErrorBase, check_ray_address
+    from coordination.session import RunOptions, run_deterministic
+    from networks import NetworkDataError
+    from scenarios import ScenarioError, build_scenario, get_scenario
+    from scenarios.scenario_file import load_scenario_file
+
+    # Everything is validated before any agent starts.
+    try:
+        if args.scenario_file:
+            if args.scenario:
+                raise ScenarioError("give either a SCENARIO name or --scenario-file, not both")
+            config = load_scenario_file(args.scenario_file)
+            case = args.case or "deterministic"
+            if case != "deterministic":
+                raise ScenarioError(f"unknown case {case!r} for a scenario file; available: deterministic")
+        else:
+            config, case = get_scenario(args.scenario or "t30d2", args.case)
+        if args.seed is not None:
+            config = replace(config, seed=args.seed)
+        if args.max_iterations is not None:
+            config = replace(config, admm=replace(config.admm, max_iterations=args.max_iterations))
+        built = build_scenario(config)
+        if args.address:
+            check_ray_address(args.address)
+    except (ScenarioError, NetworkDataError) as exc:
+        return _fail(EXIT_BAD_INPUT, str(exc))
+    except RuntimeErrorBase as exc:
+        return _fail(EXIT_BAD_INPUT, str(exc))
+
+    out_dir = Path(args.out or os.path.join("results", f"{config.name}-{case}"))
+    options = RunOptions(
+        mode=args.mode,
+        workers=args.workers or RunOptions.workers,
+        address=args.address,
+        check_centralized=args.check_centralized,
+        timeout_s=args.timeout,
+    )
+    show = not args.quiet and sys.stderr.isatty()
+
+    def progress(rec) -> None:
+        if show:
+            print(
+                f"  iter {rec.iteration:4d}  primal {rec.primal_residual_mw:10.3e} MW "
+                f"(tol {rec.primal_tolerance_mw:.1e})  dual {rec.dual_residual_usd_per_mwh:10.3e} $/MWh "
+                f"(tol {rec.dual_tolerance_usd_per_mwh:.1e})  rho {rec.rho_usd_per_mw2h:8.3g}  {rec.wall_s:6.2f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    print(f"{config.name} / {case}: {len(built.dsos)} DSOs + TSO, mode {options.mode}, "
+          f"{config.horizon_h} h", file=sys.stderr)
+    try:
+        result = run_deterministic(built, case, options, progress)
+    except SolveError as exc:
+        return _fail(EXIT_SOLVE, str(exc))
+    except RuntimeErrorBase as exc:
+        return _fail(EXIT_RUNTIME, str(exc))
+    write_outputs(result, out_dir)
+    print(_summary(result, out_dir))
+    if not result["converged"]:
+        return _fail(EXIT_NOT_CONVERGED, f"ADMM did not converge in {result['iterations']} iterations; "
+                     "results were written with converged = false (raise --max-iterations)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
