@@ -9,7 +9,7 @@ Examples::
     python run_sim.py --list
 
 Exit codes: 0 success; 2 bad input (nothing written); 3 a model could not be solved;
-4 the runtime failed (timeout, unreachable cluster, dead agent); 5 no convergence
+4 the runtime failed (timeout, dead agent, a message refused by the audit); 5 no convergence
 within the iteration limit (results are written, ``converged`` is false).
 """
 
@@ -30,6 +30,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
@@ -57,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None,
                    help="run on an existing Ray cluster, e.g. 127.0.0.1:6379 (started with `ray start --head`)")
     p.add_argument("--out", default=None, help="output folder (default results/SCENARIO-CASE)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the load, wind and EV profiles")
+    p.add_argument("--seed", type=_nonneg_int, default=None, help="seed of the load, wind and EV profiles (>= 0)")
     p.add_argument("--check-centralized", action="store_true",
                    help="also solve the centralized model and report the gap to it")
     p.add_argument("--scenario-file", default=None, help="TOML scenario file (see docs/scenario_file.md)")
@@ -119,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     from dataclasses import replace
 
     from agents.solver import SolveError
+    from coordination.messages import MessageFieldError, UndeclaredMessageError
     from coordination.output import write_outputs
     from coordination.runtime import RuntimeErrorBase, check_ray_address
     from coordination.session import RunOptions, run_deterministic
@@ -143,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             config = replace(config, admm=replace(config.admm, max_iterations=args.max_iterations))
         built = build_scenario(config)
         if args.address:
+            if args.mode != "ray":
+                raise ScenarioError("--address needs --mode ray (serial runs use no cluster)")
             check_ray_address(args.address)
     except (ScenarioError, NetworkDataError) as exc:
         return _fail(EXIT_BAD_INPUT, str(exc))
@@ -175,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run_deterministic(built, case, options, progress)
     except SolveError as exc:
         return _fail(EXIT_SOLVE, str(exc))
-    except RuntimeErrorBase as exc:
+    except (RuntimeErrorBase, UndeclaredMessageError, MessageFieldError) as exc:
         return _fail(EXIT_RUNTIME, str(exc))
     write_outputs(result, out_dir)
     print(_summary(result, out_dir))

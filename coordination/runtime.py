@@ -250,7 +250,7 @@ class RayTransport:
         }
         names = list(self.actors)
         refs = [self.actors[n].ready.remote() for n in names]
-        self._gather(refs, names, "startup", startup_timeout_s)
+        self._gather(refs, names, "actor start-up", max(startup_timeout_s, timeout_s))
 
     def execute(self, calls: Sequence[Call], phase: str) -> list[tuple[Any, float, float, float]]:
         refs = [self.actors[c.agent].invoke.remote(c.method, c.inbox) for c in calls]

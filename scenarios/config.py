@@ -14,6 +14,10 @@ from coordination.admm_math import ADMMSettings
 from .errors import ScenarioError
 
 
+#: Agent names the runtime keeps for itself and the TSO.
+RESERVED_NAMES = ("tso", "coordinator")
+
+
 @dataclass(frozen=True)
 class ThermalUnit:
     """A dispatchable thermal unit at a transmission bus."""
@@ -77,6 +81,12 @@ class ScenarioConfig:
         for name in ("load_scale", "voll_usd_per_mwh", "curtailment_usd_per_mwh", "ramp_fraction_per_h"):
             _nonneg(getattr(self, name), name)
         _require(0 < self.wind_mean_cf <= 1, "wind_mean_cf", self.wind_mean_cf, "a capacity factor in (0, 1]")
+        _require(isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0, "seed",
+                 self.seed, "a whole number >= 0")
+        if self.thermal is not None and len(self.thermal) == 0:
+            raise ScenarioError("thermal is empty: list [[thermal]] units, or leave thermal out to use the case's own units")
+        if not self.feeders:
+            raise ScenarioError("feeders is empty: add at least one [[feeders]] table with name and attach_bus")
         for i, w in enumerate(self.wind):
             _nonneg(w.capacity_mw, f"wind[{i}].capacity_mw")
         for i, u in enumerate(self.thermal or ()):
@@ -89,7 +99,8 @@ class ScenarioConfig:
         names, buses = {}, {}
         for i, f in enumerate(self.feeders):
             where = f"feeders[{i}]"
-            _require(bool(f.name), f"{where}.name", f.name, "a non-empty DSO name")
+            _require(bool(f.name) and f.name not in RESERVED_NAMES, f"{where}.name", f.name,
+                     f"a non-empty DSO name other than {', '.join(RESERVED_NAMES)}")
             if f.name in names:
                 raise ScenarioError(
                     f"{where}.name: feeder {f.name!r} is listed twice (also feeders[{names[f.name]}]); "

@@ -30,8 +30,8 @@ def _feeders(attach_buses: tuple[int, ...]) -> tuple[FeederSpec, ...]:
 def t30d2(seed: int = 0) -> ScenarioConfig:
     """case30 with thermal units at 1, 2, 27 (190 MW), wind at 7, 11, 14 (122 MW), feeders at 15 and 23.
 
-    Unit capacities 80 + 60 + 50 MW (the case's own 80, 80, 55 MW scaled to MODELS.md's
-    190 MW in all); costs are the case's units at those buses.
+    Unit capacities 80 + 60 + 50 MW (the case's own units there have 80, 80 and 55 MW;
+    MODELS.md asks for 190 MW in all); costs are the case's units at those buses.
     """
     return ScenarioConfig(
         name="t30d2",

@@ -160,7 +160,10 @@ def test_unknown_field_is_named(tmp_path, capsys):
 
 
 def test_unreachable_address(tmp_path, capsys):
-    err = _bad(tmp_path, capsys, ["--address", "127.0.0.1:1"])
+    out = tmp_path / "never"
+    code = run_sim.main(["--address", "127.0.0.1:1", "--mode", "ray", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == run_sim.EXIT_BAD_INPUT and not out.exists()
     assert "cannot reach a Ray cluster at '127.0.0.1:1'" in err
 
 
@@ -180,3 +183,24 @@ def test_good_scenario_file_runs(tmp_path, capsys):
     result = json.loads((out / "result.json").read_text())
     assert result["scenario"] == "scenario" and result["horizon_h"] == 4 and result["converged"]
     assert result["centralized"]["gap_rel"] <= 1e-3
+
+
+def test_reserved_feeder_name(tmp_path, capsys):
+    err = _bad(tmp_path, capsys, ["--scenario-file", _toml(tmp_path, GOOD.replace('name = "D1"', 'name = "tso"'))])
+    assert "feeders[0].name = 'tso'" in err
+
+
+def test_negative_seed_in_file(tmp_path, capsys):
+    err = _bad(tmp_path, capsys, ["--scenario-file", _toml(tmp_path, "seed = -1\n" + GOOD)])
+    assert "seed = -1" in err
+
+
+def test_empty_thermal_list(tmp_path, capsys):
+    text = GOOD.replace("[[thermal]]\nbus = 1\npmax_mw = 200\n", "thermal = []\n")
+    err = _bad(tmp_path, capsys, ["--scenario-file", _toml(tmp_path, text)])
+    assert "thermal is empty" in err
+
+
+def test_address_needs_ray_mode(tmp_path, capsys):
+    err = _bad(tmp_path, capsys, ["--address", "127.0.0.1:6379"])  # _bad adds --mode serial
+    assert "--address needs --mode ray" in err
