@@ -10,7 +10,6 @@
 * :mod:`networks.ratings`: the project's rating rules for cases without ratings.
 """
 
-from networks.ac_check import feeder_ac_comparison, transmission_ac_comparison
 from networks.compose import FeederAttachment, TDSystem, compose, t30d2, t118d10
 from networks.dcpf import (
     DCFlowResult,
@@ -31,6 +30,18 @@ from networks.lindistflow import (
     voltage_sensitivity,
 )
 from networks.transmission import TransmissionNetwork, available_transmission_cases, load_transmission
+
+# pandapower is imported only by the loaders and the AC checks, on first use, so that a
+# Ray actor unpickling a network does not pay for it.
+
+
+def __getattr__(name: str):
+    if name in ("feeder_ac_comparison", "transmission_ac_comparison"):
+        from networks import ac_check
+
+        return getattr(ac_check, name)
+    raise AttributeError(f"module 'networks' has no attribute {name!r}")
+
 
 __all__ = [
     "DCFlowResult",

@@ -23,10 +23,7 @@ from functools import cached_property
 
 import numpy as np
 
-from networks import _pp_tables as tables
-from networks._pp_feeder import read_feeder_tables
 from networks._validate import check_unique_ids, frozen_array, lookup_bus
-from networks.cases import make_case_net
 from networks.errors import NetworkDataError
 from networks.lindistflow import lindistflow
 from networks.ratings import (
@@ -184,6 +181,11 @@ def load_feeder(
         NetworkDataError: the in-service network is not a single radial tree
             fed by one ext_grid, or contains transformers or voltage-controlled gens.
     """
+    # pandapower is imported here only, so that unpickling a feeder (in a Ray actor) stays light.
+    from networks import _pp_tables as tables
+    from networks._pp_feeder import read_feeder_tables
+    from networks.cases import make_case_net
+
     net = make_case_net(case_name)
     tables.check_unsupported(net, case_name)
     data = read_feeder_tables(net, case_name)

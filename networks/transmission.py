@@ -22,10 +22,7 @@ from functools import cached_property
 
 import numpy as np
 
-from networks import _pp_tables as tables
-from networks import _pp_transmission as reader
 from networks._validate import check_positions, check_unique_ids, frozen_array, lookup_bus
-from networks.cases import available_transmission_cases, make_case_net
 from networks.dcpf import balance_at_slack, dc_power_flow
 from networks.errors import NetworkDataError
 from networks.ratings import (
@@ -37,6 +34,13 @@ from networks.ratings import (
 )
 
 __all__ = ["TransmissionNetwork", "load_transmission", "available_transmission_cases"]
+
+
+def available_transmission_cases() -> list[str]:
+    """Names of the pandapower cases :func:`load_transmission` accepts (see :mod:`networks.cases`)."""
+    from networks.cases import available_transmission_cases as names
+
+    return names()
 
 _BUS_FLOAT = ("load_p_mw",)
 _BRANCH_FLOAT = ("branch_x_pu", "branch_rating_mw")
@@ -160,6 +164,8 @@ class TransmissionNetwork:
     def nominal_injection_mw(self) -> np.ndarray:
         """Bus injections at the case's own dispatch, balanced at the slack bus (MW)."""
         setpoint = np.nan_to_num(self.gen_nominal_p_mw, nan=0.0)
+        from networks import _pp_tables as tables
+
         injection = tables.sum_per_bus(self.gen_bus, setpoint, self.n_bus)
         injection = injection + self.fixed_injection_p_mw - self.load_p_mw
         return balance_at_slack(self, injection)
@@ -183,6 +189,11 @@ def load_transmission(
         NetworkDataError: the case uses elements that are not modelled
             (3-winding transformers, impedances, DC lines, ...) or is broken.
     """
+    # pandapower is imported here only, so that unpickling a network (in a Ray actor) stays light.
+    from networks import _pp_tables as tables
+    from networks import _pp_transmission as reader
+    from networks.cases import make_case_net
+
     net = make_case_net(case_name)
     tables.check_unsupported(net, case_name)
     reader.run_dc_conversion(net, case_name)
