@@ -232,7 +232,14 @@ class RayTransport:
         if address:
             check_ray_address(address)
             if not ray.is_initialized():
-                ray.init(address=address, log_to_driver=False)
+                try:
+                    ray.init(address=address, log_to_driver=False)
+                except (ConnectionError, RuntimeError) as exc:
+                    raise ClusterUnreachableError(
+                        f"a Ray cluster answers at {address!r} but the connection failed ({exc}); check "
+                        "that it runs the same Ray version and, with token authentication, that this "
+                        "machine has the cluster's token (`ray get-auth-token`, RAY_AUTH_TOKEN)"
+                    ) from None
                 self._owns_ray = True
             cpu_set = None
         else:
