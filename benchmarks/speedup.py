@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     config, case = get_scenario(args.scenario)
     built = build_scenario(config)
     t0 = time.time()
-    ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=args.workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
     ray_init_s = time.time() - t0
 
     runs = []

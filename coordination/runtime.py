@@ -245,6 +245,7 @@ class RayTransport:
         else:
             if not ray.is_initialized():
                 ray.init(
+                    address="local",  # always a new instance, never a cluster found on this machine
                     num_cpus=workers,
                     include_dashboard=False,
                     log_to_driver=False,
