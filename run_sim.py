@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-iterations", type=_positive_int, default=None, help="ADMM iteration limit")
     p.add_argument("--timeout", type=_positive_float, default=300.0,
                    help="seconds to wait for one phase's replies before stopping with an error (300)")
+    p.add_argument("--inject-fault", action="append", default=[], metavar="SPEC",
+                   help="inject a fault, repeatable: kill:AGENT@ROUND, delay:AGENT@ROUND=SEC, "
+                        "drop:SENDER@ROUND, dup:SENDER@ROUND (see docs/runtime.md)")
     p.add_argument("--quiet", action="store_true", help="no per-iteration progress lines")
     p.add_argument("--list", action="store_true", help="list the scenarios and their cases, then exit")
     return p
@@ -113,6 +116,7 @@ def _summary(result: dict, out_dir: Path) -> str:
         ("critical path / messaging (s)", f"{t['critical_path_s']:.2f} / {t['messaging_s']:.3f}"),
         ("agent compute total (s)", f"{t['compute_s_total']:.2f}"),
         ("messages (count / bytes)", f"{result['messages']['count']} / {result['messages']['bytes']:,}"),
+        ("actor restarts", str(sum(result["faults"]["restarts"].values()))),
         ("privacy audit", f"{result['privacy']['audited']} audited, {result['privacy']['violations']} undeclared"),
         ("output", str(out_dir)),
     ]
@@ -129,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     from dataclasses import replace
 
     from agents.solver import SolveError
+    from coordination.faults import FaultSpecError, parse_fault
     from coordination.messages import MessageFieldError, UndeclaredMessageError
     from coordination.output import write_outputs
     from coordination.runtime import RuntimeErrorBase, check_ray_address
@@ -153,11 +158,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_iterations is not None:
             config = replace(config, admm=replace(config.admm, max_iterations=args.max_iterations))
         built = build_scenario(config)
+        faults = tuple(parse_fault(spec) for spec in args.inject_fault)
+        agent_names = {built.tso.name, *(d.name for d in built.dsos)}
+        for f in faults:
+            if f.agent not in agent_names:
+                raise FaultSpecError(f"--inject-fault {f.key}: no agent {f.agent!r}; agents: {', '.join(sorted(agent_names))}")
+            if f.kind == "kill" and args.mode != "ray":
+                raise FaultSpecError("--inject-fault kill:... needs --mode ray (in serial mode it would end the run)")
         if args.address:
             if args.mode != "ray":
                 raise ScenarioError("--address needs --mode ray (serial runs use no cluster)")
             check_ray_address(args.address)
-    except (ScenarioError, NetworkDataError) as exc:
+    except (ScenarioError, NetworkDataError, FaultSpecError) as exc:
         return _fail(EXIT_BAD_INPUT, str(exc))
     except RuntimeErrorBase as exc:
         return _fail(EXIT_BAD_INPUT, str(exc))
@@ -169,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         address=args.address,
         check_centralized=args.check_centralized,
         timeout_s=args.timeout,
+        faults=faults,
     )
     show = not args.quiet and sys.stderr.isatty()
 

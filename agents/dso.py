@@ -155,6 +155,14 @@ class DSOAgent:
             "branch limits and the substation limit",
         )
         self.iteration = 0
+        self.outcome = (0.0, 0.0, 0.0)
+
+    def get_state(self) -> dict:
+        """What a restarted DSO needs besides its data: the iteration and its last outcome."""
+        return {"iteration": self.iteration, "outcome": self.outcome}
+
+    def set_state(self, state: dict) -> None:
+        self.iteration, self.outcome = state["iteration"], state["outcome"]
 
     def _proposal(self) -> BoundaryProposal:
         return BoundaryProposal(self.name, self.data.tso_name, self.iteration, np.asarray(self.model.boundary_mw.value))
@@ -164,6 +172,7 @@ class DSOAgent:
         self.rho_param.value = 0.0
         self.linear_param.value = np.zeros(self.data.horizon_h)
         self.solver.solve()
+        self._record_outcome()
         return self._proposal()
 
     def solve_local(self, inbox: tuple) -> BoundaryProposal:
@@ -174,17 +183,20 @@ class DSOAgent:
             update.multiplier_usd_per_mwh, update.consensus_p_mw, update.rho_usd_per_mw2h
         )
         self.solver.solve()
+        self._record_outcome()
         return self._proposal()
 
     def own_cost_usd(self) -> float:
         return float(self.model.cost.value)
 
-    def report_cost(self, inbox: tuple = ()) -> CostReport:
+    def _record_outcome(self) -> None:
+        """Keep the own cost, shedding and curtailment of the latest solve (for reports and checkpoints)."""
         m = self.model
-        return CostReport(
-            self.name,
-            COORDINATOR,
+        self.outcome = (
             self.own_cost_usd(),
             max(0.0, float(np.sum(m.shed_mw.value))),
             max(0.0, float(np.sum(self.data.wind_forecast_mw) - np.sum(m.wind_mw.value))),
         )
+
+    def report_cost(self, inbox: tuple = ()) -> CostReport:
+        return CostReport(self.name, COORDINATOR, *self.outcome)

@@ -178,6 +178,16 @@ class TSOAgent:
         self.lam_dso = np.zeros((K, T))
         self.x_tso = np.zeros((K, T))
         self.iteration = 0
+        self.outcome = (0.0, 0.0, 0.0)
+
+    def get_state(self) -> dict:
+        """The ADMM state, for checkpoints (the model is rebuilt from the data)."""
+        keys = ("rho", "z", "lam_tso", "lam_dso", "x_tso", "iteration", "outcome")
+        return {k: getattr(self, k) for k in keys}
+
+    def set_state(self, state: dict) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
 
     def _updates(self) -> list[BoundaryUpdate]:
         return [
@@ -215,6 +225,7 @@ class TSOAgent:
         self.linear_param.value = linear_coefficient(self.lam_tso, self.z, self.rho)
         self.solver.solve()
         self.x_tso = np.asarray(self.model.boundary_mw.value, dtype=float)
+        self._record_outcome()
 
     def coordinate(self, inbox: tuple) -> list:
         x_dso = self._stack(inbox)
@@ -239,12 +250,14 @@ class TSOAgent:
     def own_cost_usd(self) -> float:
         return float(self.model.cost.value)
 
-    def report_cost(self, inbox: tuple = ()) -> CostReport:
+    def _record_outcome(self) -> None:
+        """Keep the own cost, shedding and curtailment of the latest solve (for reports and checkpoints)."""
         m = self.model
-        return CostReport(
-            self.name,
-            COORDINATOR,
+        self.outcome = (
             self.own_cost_usd(),
             max(0.0, float(np.sum(m.shed_mw.value))),
             max(0.0, float(np.sum(self.data.wind_forecast_mw) - np.sum(m.wind_mw.value))),
         )
+
+    def report_cost(self, inbox: tuple = ()) -> CostReport:
+        return CostReport(self.name, COORDINATOR, *self.outcome)

@@ -109,6 +109,7 @@ def run_admm(
         if report.converged:
             converged = True
             break
+    runtime.discard(updates)  # the last updates are not needed once the run stops
     runtime.next_round()
     costs = runtime.run_phase("report", [Call(a, "report_cost") for a in [tso, *dsos]])
     outcomes = {m.sender: m for m in costs if isinstance(m, CostReport)}

@@ -31,35 +31,29 @@ runs do not need it).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from .agent_host import AgentHost, CallOutcome
+from .delivery import DeliveryLedger
+from .errors import (  # noqa: F401  (re-exported: the runtime's errors)
+    AgentFailedError,
+    AgentTimeoutError,
+    ClusterUnreachableError,
+    DuplicateMessageError,
+    MessageLostError,
+    MisroutedMessageError,
+    RuntimeErrorBase,
+)
+from .faults import Fault
 from .messages import Message, ProtocolSpec, UndeclaredMessageError, iter_messages
 
 #: Role name of the protocol driver, which receives reports and solves nothing.
 COORDINATOR = "coordinator"
-
-
-class RuntimeErrorBase(RuntimeError):
-    """Base of the runtime's own errors."""
-
-
-class AgentTimeoutError(RuntimeErrorBase):
-    """Some agents did not answer a phase within the timeout."""
-
-
-class AgentFailedError(RuntimeErrorBase):
-    """An agent's process died or could not be started."""
-
-
-class ClusterUnreachableError(RuntimeErrorBase):
-    """``--address`` names a Ray cluster that cannot be reached."""
-
-
-class MisroutedMessageError(RuntimeErrorBase):
-    """The driver handed an agent a message addressed to someone else."""
 
 
 @dataclass(frozen=True)
@@ -122,50 +116,25 @@ class MessageRecord:
     time_s: float
 
 
-class AgentHost:
-    """Holds one agent and times its calls; the body of a Ray actor, or used in-process."""
-
-    def __init__(self, factory: Callable[..., Any], kwargs: dict, cpu_set: tuple[int, ...] | None = None):
-        if cpu_set and hasattr(os, "sched_setaffinity"):
-            try:
-                os.sched_setaffinity(0, set(cpu_set))
-                # Agents are CPU-bound solvers that outnumber the cores: batch scheduling gives
-                # them longer time slices, fewer preemptions and so fewer cold caches.
-                os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-            except (OSError, AttributeError):
-                pass  # not permitted here: run as is
-        self.agent = factory(**kwargs)
-
-    def ready(self) -> bool:
-        return True
-
-    def pid(self) -> int:
-        return os.getpid()
-
-    def invoke(self, method: str, inbox: tuple) -> tuple[Any, float, float, float]:
-        """Run ``agent.method(inbox)``; return (reply, CPU s, start, end)."""
-        fn = getattr(self.agent, method)
-        t0, c0 = time.time(), time.thread_time()
-        reply = fn(inbox)
-        c1, t1 = time.thread_time(), time.time()
-        return reply, c1 - c0, t0, t1
-
-
 class InProcessTransport:
     """Every agent lives in this process; calls run one after another."""
 
     mode = "serial"
 
-    def __init__(self, specs: Sequence[AgentSpec], timeout_s: float):
+    def __init__(
+        self, specs: Sequence[AgentSpec], timeout_s: float, state_dir: str | None = None, faults: tuple = ()
+    ):
         self.timeout_s = timeout_s
-        self.hosts = {s.name: AgentHost(s.factory, s.kwargs) for s in specs}
+        self.hosts = {
+            s.name: AgentHost(s.factory, s.kwargs, None, s.name, state_dir, faults) for s in specs
+        }
         self.workers = 1
 
-    def execute(self, calls: Sequence[Call], phase: str) -> list[tuple[Any, float, float, float]]:
+    def execute(self, calls: Sequence[Call], phase: str, seqs: Sequence[int], round_: int) -> list[CallOutcome]:
         out = []
         t_start = time.time()
-        for call in calls:
-            out.append(self.hosts[call.agent].invoke(call.method, call.inbox))
+        for call, seq in zip(calls, seqs):
+            out.append(self.hosts[call.agent].invoke(call.method, call.inbox, seq, round_))
             elapsed = time.time() - t_start
             if elapsed > self.timeout_s:
                 raise AgentTimeoutError(
@@ -204,8 +173,16 @@ def check_ray_address(address: str, timeout_s: float = 3.0) -> None:
         ) from None
 
 
+#: Restarts of a dead actor (and retries of its call) before the run fails.
+MAX_RESTARTS = 3
+
+
 class RayTransport:
     """One Ray actor per agent, on an embedded local instance or an existing cluster.
+
+    Actors are restarted up to ``MAX_RESTARTS`` times after their process dies, and the
+    call in flight is retried; with a ``state_dir`` the new actor resumes from its last
+    checkpoint (:mod:`coordination.agent_host`).
 
     With the embedded instance (no ``address``), Ray is started with
     ``num_cpus=workers``; each actor asks for ``workers / n_agents`` CPUs (so all of
@@ -222,6 +199,8 @@ class RayTransport:
         workers: int,
         address: str | None = None,
         startup_timeout_s: float = 180.0,
+        state_dir: str | None = None,
+        faults: tuple = (),
     ):
         import ray  # the only Ray import in the project
 
@@ -256,15 +235,17 @@ class RayTransport:
         frac = min(1.0, workers / max(1, len(specs)))
         actor_cls = ray.remote(AgentHost)
         self.actors = {
-            s.name: actor_cls.options(num_cpus=frac).remote(s.factory, s.kwargs, cpu_set)
+            s.name: actor_cls.options(
+                num_cpus=frac, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS
+            ).remote(s.factory, s.kwargs, cpu_set, s.name, state_dir, faults)
             for s in specs
         }
         names = list(self.actors)
         refs = [self.actors[n].ready.remote() for n in names]
         self._gather(refs, names, "actor start-up", max(startup_timeout_s, timeout_s))
 
-    def execute(self, calls: Sequence[Call], phase: str) -> list[tuple[Any, float, float, float]]:
-        refs = [self.actors[c.agent].invoke.remote(c.method, c.inbox) for c in calls]
+    def execute(self, calls: Sequence[Call], phase: str, seqs: Sequence[int], round_: int) -> list[CallOutcome]:
+        refs = [self.actors[c.agent].invoke.remote(c.method, c.inbox, q, round_) for c, q in zip(calls, seqs)]
         return self._gather(refs, [c.agent for c in calls], phase, self.timeout_s)
 
     def _gather(self, refs: list, names: list[str], phase: str, timeout_s: float) -> list:
@@ -316,6 +297,8 @@ class RunStats:
     phases: list[PhaseRecord] = field(default_factory=list)
     messages: list[MessageRecord] = field(default_factory=list)
     violations: int = 0  #: messages refused by the audit (each also raised an error)
+    restarts: dict[str, int] = field(default_factory=dict)  #: agent -> restarts after its process died
+    faults_fired: list[str] = field(default_factory=list)  #: injected faults that fired
 
     def critical_path_s(self) -> float:
         return sum(p.critical_s for p in self.phases)
@@ -364,7 +347,11 @@ class Runtime:
         workers: int = 1,
         address: str | None = None,
         timeout_s: float = 300.0,
+        faults: Sequence[Fault] = (),
+        checkpoint_dir: str | None = None,
     ):
+        """``faults``: injected faults (:mod:`coordination.faults`). ``checkpoint_dir``: where
+        agents checkpoint after every call; in Ray mode a temporary folder by default."""
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         names = [s.name for s in specs]
@@ -377,10 +364,29 @@ class Runtime:
         self.stats = RunStats()
         self.round = 0
         self._t0 = time.time()
+        self.faults = tuple(faults)
+        self._ledger = DeliveryLedger()
+        self._phase_index = 0
+        self._call_seq = 0
+        self._pids: dict[str, int] = {}
+        self._net_faults = {f.key: f for f in self.faults if f.kind in ("drop", "dup")}
+        unknown = [f.agent for f in self.faults if f.agent not in self.roles]
+        if unknown:
+            raise ValueError(f"--inject-fault names unknown agent(s) {', '.join(unknown)}; agents: {', '.join(names)}")
+        self._own_dir = None
+        if mode == "ray" and checkpoint_dir is None:
+            self._own_dir = tempfile.mkdtemp(prefix="powercoord-ckpt-")
+            checkpoint_dir = self._own_dir
         if mode == "serial":
-            self.transport: InProcessTransport | RayTransport = InProcessTransport(specs, timeout_s)
+            if any(f.kind == "kill" for f in self.faults):
+                raise ValueError("a kill fault needs --mode ray: in serial mode it would end the whole run")
+            self.transport: InProcessTransport | RayTransport = InProcessTransport(
+                specs, timeout_s, checkpoint_dir, self.faults
+            )
         elif mode == "ray":
-            self.transport = RayTransport(specs, timeout_s, workers, address)
+            self.transport = RayTransport(
+                specs, timeout_s, workers, address, state_dir=checkpoint_dir, faults=self.faults
+            )
         else:
             raise ValueError(f"mode must be 'serial' or 'ray', got {mode!r}")
         self.startup_s = time.time() - self._t0
@@ -398,15 +404,24 @@ class Runtime:
                         f"phase {phase!r}: {type(msg).__name__} for "
                         f"{getattr(msg, 'receiver', '?')!r} handed to {call.agent!r}"
                     )
+            self._ledger.deliver(call.agent, call.inbox, self._phase_index, phase)
+        seqs = list(range(self._call_seq, self._call_seq + len(calls)))
+        self._call_seq += len(calls)
         t0 = time.time()
-        results = self.transport.execute(calls, phase)
+        results = self.transport.execute(calls, phase, seqs, self.round)
         t1 = time.time()
         records, outbound = [], []
-        for call, (reply, cpu_s, start_s, end_s) in zip(calls, results):
-            records.append(CallRecord(call.agent, call.method, cpu_s, end_s - start_s, start_s, end_s))
-            for msg in iter_messages(reply):
+        for call, out in zip(calls, results):
+            records.append(CallRecord(call.agent, call.method, out.compute_s, out.end_s - out.start_s, out.start_s, out.end_s))
+            self._track_pid(call.agent, out.pid)
+            for msg in iter_messages(out.reply):
                 self._audit(call.agent, msg, phase)
+                self._ledger.sent(msg, self._phase_index)
+                if msg.receiver == COORDINATOR:
+                    self._ledger.consume([msg])
                 outbound.append(msg)
+        outbound = self._network_faults(outbound)
+        self._phase_index += 1
         t2 = time.time()
         starts = [r.start_s for r in records]
         ends = [r.end_s for r in records]
@@ -416,6 +431,32 @@ class Runtime:
         self.stats.phases.append(
             PhaseRecord(self.round, phase, wall + (t2 - t1), messaging, tuple(records))
         )
+        return outbound
+
+    def discard(self, messages: Sequence[Message]) -> None:
+        """Declare messages the protocol will not deliver (e.g. updates after convergence)."""
+        self._ledger.consume(messages)
+
+    def _track_pid(self, agent: str, pid: int) -> None:
+        last = self._pids.get(agent)
+        if last is not None and last != pid:
+            self.stats.restarts[agent] = self.stats.restarts.get(agent, 0) + 1
+        self._pids[agent] = pid
+
+    def _network_faults(self, outbound: list) -> list:
+        """Injected transit faults: lose or duplicate a sender's first message this round."""
+        for key, f in list(self._net_faults.items()):
+            if f.round != self.round:
+                continue
+            hit = next((m for m in outbound if m.sender == f.agent and m.receiver != COORDINATOR), None)
+            if hit is None:
+                continue
+            del self._net_faults[key]
+            self.stats.faults_fired.append(key)
+            if f.kind == "drop":
+                outbound = [m for m in outbound if m is not hit]
+            else:
+                outbound = outbound + [hit]
         return outbound
 
     def _audit(self, agent: str, msg: object, phase: str) -> None:
@@ -449,6 +490,8 @@ class Runtime:
 
     def close(self) -> None:
         self.transport.close()
+        if self._own_dir:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
 
     def __enter__(self) -> "Runtime":
         return self

@@ -32,6 +32,7 @@ class RunOptions:
     address: str | None = None  #: an existing Ray cluster ("HOST:PORT" or "auto")
     check_centralized: bool = False  #: also solve the centralized model and report the gap
     timeout_s: float = 300.0  #: longest wait for one phase before the run stops with an error
+    faults: tuple = ()  #: injected faults (coordination.faults.Fault), for fault-tolerance tests
 
 
 def agent_specs(built: BuiltScenario) -> list[AgentSpec]:
@@ -58,6 +59,7 @@ def run_deterministic(
         workers=options.workers,
         address=options.address,
         timeout_s=options.timeout_s,
+        faults=options.faults,
     ) as runtime:
         admm = run_admm(
             runtime, built.tso.name, [d.name for d in built.dsos], cfg.admm.max_iterations, progress
@@ -87,6 +89,11 @@ def run_deterministic(
             "protocol": PROTOCOL.name,
             "declared": PROTOCOL.describe(),
             "links": stats.audit_report(),
+        },
+        "faults": {
+            "injected": [f.key for f in options.faults],
+            "fired_in_transit": list(stats.faults_fired),
+            "restarts": dict(stats.restarts),
         },
         "residuals": [
             {
