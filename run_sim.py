@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inject-fault", action="append", default=[], metavar="SPEC",
                    help="inject a fault, repeatable: kill:AGENT@ROUND, delay:AGENT@ROUND=SEC, "
                         "drop:SENDER@ROUND, dup:SENDER@ROUND (see docs/runtime.md)")
+    p.add_argument("--noise", default=None, metavar="KIND:SCALE_MW",
+                   help="noise on every boundary message: laplace:B or gaussian:SIGMA, in MW (privacy testing)")
     p.add_argument("--quiet", action="store_true", help="no per-iteration progress lines")
     p.add_argument("--list", action="store_true", help="list the scenarios and their cases, then exit")
     return p
@@ -134,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from agents.solver import SolveError
     from coordination.faults import FaultSpecError, parse_fault
+    from coordination.privacy import NoiseSettings, parse_noise
     from coordination.messages import MessageFieldError, UndeclaredMessageError
     from coordination.output import write_outputs
     from coordination.runtime import RuntimeErrorBase, check_ray_address
@@ -159,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
             config = replace(config, admm=replace(config.admm, max_iterations=args.max_iterations))
         built = build_scenario(config)
         faults = tuple(parse_fault(spec) for spec in args.inject_fault)
+        try:
+            noise = parse_noise(args.noise, config.seed) if args.noise else NoiseSettings()
+        except ValueError as exc:
+            raise ScenarioError(str(exc)) from None
         agent_names = {built.tso.name, *(d.name for d in built.dsos)}
         for f in faults:
             if f.agent not in agent_names:
@@ -182,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         check_centralized=args.check_centralized,
         timeout_s=args.timeout,
         faults=faults,
+        noise=noise,
     )
     show = not args.quiet and sys.stderr.isatty()
 

@@ -31,6 +31,7 @@ from agents.solver import CompiledModel
 from agents.tso import _incidence_columns
 from coordination.admm_math import linear_coefficient
 from coordination.messages import BoundaryProposal, BoundaryUpdate, CostReport
+from coordination.privacy import NoiseSettings
 from coordination.runtime import COORDINATOR
 from networks.feeder import Feeder
 
@@ -139,8 +140,10 @@ class DSOAgent:
 
     role = "dso"
 
-    def __init__(self, data: DSOData):
+    def __init__(self, data: DSOData, noise: NoiseSettings = NoiseSettings()):
         self.name = data.name
+        self.noise = noise
+        self.noise_rng = noise.generator(data.name)
         self.data = data
         self.model = build_dso_model(data)
         T = data.horizon_h
@@ -159,13 +162,15 @@ class DSOAgent:
 
     def get_state(self) -> dict:
         """What a restarted DSO needs besides its data: the iteration and its last outcome."""
-        return {"iteration": self.iteration, "outcome": self.outcome}
+        return {"iteration": self.iteration, "outcome": self.outcome, "noise": self.noise_rng.bit_generator.state}
 
     def set_state(self, state: dict) -> None:
         self.iteration, self.outcome = state["iteration"], state["outcome"]
+        self.noise_rng.bit_generator.state = state["noise"]
 
     def _proposal(self) -> BoundaryProposal:
-        return BoundaryProposal(self.name, self.data.tso_name, self.iteration, np.asarray(self.model.boundary_mw.value))
+        p_mw = self.noise.perturb(np.asarray(self.model.boundary_mw.value), self.noise_rng)
+        return BoundaryProposal(self.name, self.data.tso_name, self.iteration, p_mw)
 
     def baseline(self, inbox: tuple = ()) -> BoundaryProposal:
         """Solve without coupling terms (stage 1: the boundary baseline)."""

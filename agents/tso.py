@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from agents.solver import CompiledModel
 from coordination.admm_math import ADMMSettings, consensus_step, linear_coefficient, residual_balance
 from coordination.messages import BoundaryProposal, BoundaryUpdate, ConvergenceReport, CostReport
+from coordination.privacy import NoiseSettings
 from coordination.runtime import COORDINATOR
 from networks.dcpf import branch_incidence, branch_susceptance_pu
 from networks.transmission import TransmissionNetwork
@@ -142,8 +143,10 @@ class TSOAgent:
 
     role = "tso"
 
-    def __init__(self, data: TSOData, settings: ADMMSettings):
+    def __init__(self, data: TSOData, settings: ADMMSettings, noise: NoiseSettings = NoiseSettings()):
         self.name = data.name
+        self.noise = noise
+        self.noise_rng = noise.generator(data.name)
         self.data = data
         self.settings = settings
         self.model = build_tso_model(data)
@@ -183,15 +186,20 @@ class TSOAgent:
     def get_state(self) -> dict:
         """The ADMM state, for checkpoints (the model is rebuilt from the data)."""
         keys = ("rho", "z", "lam_tso", "lam_dso", "x_tso", "iteration", "outcome")
-        return {k: getattr(self, k) for k in keys}
+        return {**{k: getattr(self, k) for k in keys}, "noise": self.noise_rng.bit_generator.state}
 
     def set_state(self, state: dict) -> None:
         for k, v in state.items():
-            setattr(self, k, v)
+            if k == "noise":
+                self.noise_rng.bit_generator.state = v
+            else:
+                setattr(self, k, v)
 
     def _updates(self) -> list[BoundaryUpdate]:
         return [
-            BoundaryUpdate(self.name, dso, self.iteration, self.z[k], self.lam_dso[k], self.rho)
+            BoundaryUpdate(
+                self.name, dso, self.iteration, self.noise.perturb(self.z[k], self.noise_rng), self.lam_dso[k], self.rho
+            )
             for k, dso in enumerate(self.data.feeder_names)
         ]
 

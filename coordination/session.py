@@ -20,6 +20,7 @@ from scenarios.build import BuiltScenario
 
 from .admm import PROTOCOL, IterationRecord, run_admm
 from .centralized import solve_centralized
+from .privacy import NoiseSettings
 from .runtime import AgentSpec, Runtime
 
 
@@ -33,13 +34,16 @@ class RunOptions:
     check_centralized: bool = False  #: also solve the centralized model and report the gap
     timeout_s: float = 300.0  #: longest wait for one phase before the run stops with an error
     faults: tuple = ()  #: injected faults (coordination.faults.Fault), for fault-tolerance tests
+    noise: NoiseSettings = NoiseSettings()  #: optional noise on boundary messages (coordination.privacy)
 
 
-def agent_specs(built: BuiltScenario) -> list[AgentSpec]:
+def agent_specs(built: BuiltScenario, noise: NoiseSettings = NoiseSettings()) -> list[AgentSpec]:
     """The TSO and one DSO per feeder, each with only its own data."""
     cfg = built.config
-    specs = [AgentSpec(built.tso.name, TSOAgent.role, TSOAgent, {"data": built.tso, "settings": cfg.admm})]
-    specs += [AgentSpec(d.name, DSOAgent.role, DSOAgent, {"data": d}) for d in built.dsos]
+    specs = [
+        AgentSpec(built.tso.name, TSOAgent.role, TSOAgent, {"data": built.tso, "settings": cfg.admm, "noise": noise})
+    ]
+    specs += [AgentSpec(d.name, DSOAgent.role, DSOAgent, {"data": d, "noise": noise}) for d in built.dsos]
     return specs
 
 
@@ -54,7 +58,7 @@ def run_deterministic(
     cfg = built.config
     with Runtime(
         PROTOCOL,
-        agent_specs(built),
+        agent_specs(built, options.noise),
         mode=options.mode,
         workers=options.workers,
         address=options.address,
@@ -90,6 +94,7 @@ def run_deterministic(
             "declared": PROTOCOL.describe(),
             "links": stats.audit_report(),
         },
+        "noise": {"kind": options.noise.kind, "scale_mw": options.noise.scale_mw, "seed": options.noise.seed},
         "faults": {
             "injected": [f.key for f in options.faults],
             "fired_in_transit": list(stats.faults_fired),

@@ -57,3 +57,21 @@ def test_cli_fault_options(tmp_path, capsys):
     assert run_sim.main(["--mode", "serial", "--inject-fault", "kill:D9@1", "--out", str(out)]) == run_sim.EXIT_BAD_INPUT
     assert "no agent 'D9'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_noise_on_boundary_messages_is_seeded_and_changes_what_is_sent(t30d2_built):
+    from dataclasses import replace
+
+    from coordination.privacy import NoiseSettings, parse_noise
+
+    built = replace(t30d2_built, config=replace(t30d2_built.config, admm=replace(t30d2_built.config.admm, max_iterations=4)))
+    noise = parse_noise("laplace:0.05")
+    a = run_deterministic(built, "deterministic", RunOptions(mode="serial", noise=noise))
+    b = run_deterministic(built, "deterministic", RunOptions(mode="serial", noise=noise))
+    clean = run_deterministic(built, "deterministic", RunOptions(mode="serial"))
+    assert [r["primal_mw"] for r in a["residuals"]] == [r["primal_mw"] for r in b["residuals"]]
+    assert [r["primal_mw"] for r in a["residuals"]] != pytest.approx([r["primal_mw"] for r in clean["residuals"]])
+    assert a["noise"] == {"kind": "laplace", "scale_mw": 0.05, "seed": 0}
+    assert a["privacy"]["violations"] == 0
+    with pytest.raises(ValueError, match="noise kind"):
+        NoiseSettings("uniform", 1.0)
