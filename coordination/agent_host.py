@@ -65,6 +65,10 @@ class AgentHost:
     def pid(self) -> int:
         return os.getpid()
 
+    def node(self) -> str:
+        """The node this agent runs on: its raylet's process id under Ray, else "local"."""
+        return os.environ.get("RAY_RAYLET_PID", "local")
+
     def invoke(self, method: str, inbox: tuple, seq: int = -1, round_: int = 0) -> CallOutcome:
         """Run ``agent.method(inbox)`` as call number ``seq`` of protocol round ``round_``."""
         if seq >= 0 and seq == self.last_seq and self.last_outcome is not None:

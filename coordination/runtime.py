@@ -143,6 +143,9 @@ class InProcessTransport:
                 )
         return out
 
+    def nodes(self) -> dict[str, str]:
+        return {name: "local" for name in self.hosts}
+
     def local_agent(self, name: str) -> Any:
         """The agent object itself (serial mode only; for tests and inspection)."""
         return self.hosts[name].agent
@@ -236,7 +239,11 @@ class RayTransport:
         actor_cls = ray.remote(AgentHost)
         self.actors = {
             s.name: actor_cls.options(
-                num_cpus=frac, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS
+                num_cpus=frac,
+                max_restarts=MAX_RESTARTS,
+                max_task_retries=MAX_RESTARTS,
+                # On a cluster, spread the agents over the nodes; embedded, keep Ray's default.
+                scheduling_strategy="SPREAD" if address else "DEFAULT",
             ).remote(s.factory, s.kwargs, cpu_set, s.name, state_dir, faults)
             for s in specs
         }
@@ -271,6 +278,11 @@ class RayTransport:
         """Process id of each agent's actor (used to show that agents run apart)."""
         names = list(self.actors)
         return dict(zip(names, self._ray.get([self.actors[n].pid.remote() for n in names])))
+
+    def nodes(self) -> dict[str, str]:
+        """The node (raylet) each agent's actor runs on."""
+        names = list(self.actors)
+        return dict(zip(names, self._ray.get([self.actors[n].node.remote() for n in names])))
 
     def close(self) -> None:
         for actor in self.actors.values():

@@ -70,6 +70,7 @@ def run_deterministic(
         )
         stats = runtime.stats
         startup_s = runtime.startup_s
+        placement = runtime.transport.nodes()
         workers = runtime.workers
     wall_s = time.time() - t0
     result = {
@@ -81,6 +82,7 @@ def run_deterministic(
         "seed": cfg.seed,
         "horizon_h": cfg.horizon_h,
         "agents": [built.tso.name, *[d.name for d in built.dsos]],
+        "placement": {"nodes_used": len(set(placement.values())), "node_of_agent": placement},
         "converged": admm.converged,
         "iterations": admm.iterations,
         "objective": {"total": admm.total_cost_usd, "by_agent": admm.cost_by_agent_usd},
