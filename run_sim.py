@@ -23,24 +23,19 @@ from pathlib import Path
 EXIT_BAD_INPUT, EXIT_SOLVE, EXIT_RUNTIME, EXIT_NOT_CONVERGED = 2, 3, 4, 5
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _int_at_least(minimum: int):
+    """An argparse type: a whole number >= ``minimum``."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
 
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+    return parse
 
 
 def _positive_float(text: str) -> float:
@@ -62,16 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--case", default=None, help="case of the scenario (default: the scenario's first case)")
     p.add_argument("--mode", choices=("serial", "ray"), default="ray",
                    help="serial: all agents in one process; ray: one Ray actor per agent (default)")
-    p.add_argument("--workers", type=_positive_int, default=None,
+    p.add_argument("--workers", type=_int_at_least(1), default=None,
                    help="CPUs of the embedded Ray instance (default: all cores of this machine)")
     p.add_argument("--address", default=None,
                    help="run on an existing Ray cluster, e.g. 127.0.0.1:6379 (started with `ray start --head`)")
     p.add_argument("--out", default=None, help="output folder (default results/SCENARIO-CASE)")
-    p.add_argument("--seed", type=_nonneg_int, default=None, help="seed of the load, wind and EV profiles (>= 0)")
+    p.add_argument("--seed", type=_int_at_least(0), default=None, help="seed of the load, wind and EV profiles (>= 0)")
     p.add_argument("--check-centralized", action="store_true",
                    help="also solve the centralized model and report the gap to it")
     p.add_argument("--scenario-file", default=None, help="TOML scenario file (see docs/scenario_file.md)")
-    p.add_argument("--max-iterations", type=_positive_int, default=None, help="ADMM iteration limit")
+    p.add_argument("--max-iterations", type=_int_at_least(1), default=None, help="ADMM iteration limit")
     p.add_argument("--timeout", type=_positive_float, default=300.0,
                    help="seconds to wait for one phase's replies before stopping with an error (300)")
     p.add_argument("--inject-fault", action="append", default=[], metavar="SPEC",

@@ -27,12 +27,11 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from agents.common import ReportsOutcome, incidence_columns
 from agents.solver import CompiledModel
-from agents.tso import _incidence_columns
 from coordination.admm_math import linear_coefficient
-from coordination.messages import BoundaryProposal, BoundaryUpdate, CostReport
+from coordination.messages import BoundaryProposal, BoundaryUpdate
 from coordination.privacy import NoiseSettings
-from coordination.runtime import COORDINATOR
 from networks.feeder import Feeder
 
 
@@ -91,7 +90,7 @@ def build_dso_model(data: DSOData) -> DSOModel:
     load_p = data.load_p_mw
     with np.errstate(divide="ignore", invalid="ignore"):
         tan_phi = np.where(load_p > 0, data.load_q_mvar / load_p, 0.0)
-    p_net = load_p - s + _incidence_columns(data.ev_bus, n) @ e - _incidence_columns(data.wind_bus, n) @ w
+    p_net = load_p - s + incidence_columns(data.ev_bus, n) @ e - incidence_columns(data.wind_bus, n) @ w
     q_net = data.load_q_mvar - cp.multiply(tan_phi, s)
     # Bus balance: flow into a bus from its parent branch minus flows to its children = net demand.
     # A[j, k] = +1 if branch k ends at bus j, -1 if it starts there; the root row gives the boundary.
@@ -129,7 +128,7 @@ def build_dso_model(data: DSOData) -> DSOModel:
     return DSOModel(w, s, e, xb, cons, cost, v2, P)
 
 
-class DSOAgent:
+class DSOAgent(ReportsOutcome):
     """A DSO as an ADMM agent.
 
     * :meth:`baseline`: its own optimum with no coupling, sent as the first proposal.
@@ -190,18 +189,3 @@ class DSOAgent:
         self.solver.solve()
         self._record_outcome()
         return self._proposal()
-
-    def own_cost_usd(self) -> float:
-        return float(self.model.cost.value)
-
-    def _record_outcome(self) -> None:
-        """Keep the own cost, shedding and curtailment of the latest solve (for reports and checkpoints)."""
-        m = self.model
-        self.outcome = (
-            self.own_cost_usd(),
-            max(0.0, float(np.sum(m.shed_mw.value))),
-            max(0.0, float(np.sum(self.data.wind_forecast_mw) - np.sum(m.wind_mw.value))),
-        )
-
-    def report_cost(self, inbox: tuple = ()) -> CostReport:
-        return CostReport(self.name, COORDINATOR, *self.outcome)

@@ -28,9 +28,10 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from agents.common import ReportsOutcome, incidence_columns
 from agents.solver import CompiledModel
 from coordination.admm_math import ADMMSettings, consensus_step, linear_coefficient, residual_balance
-from coordination.messages import BoundaryProposal, BoundaryUpdate, ConvergenceReport, CostReport
+from coordination.messages import BoundaryProposal, BoundaryUpdate, ConvergenceReport
 from coordination.privacy import NoiseSettings
 from coordination.runtime import COORDINATOR
 from networks.dcpf import branch_incidence, branch_susceptance_pu
@@ -83,9 +84,9 @@ def build_tso_model(data: TSOData) -> TSOModel:
     xb = cp.Variable((K, T), name="boundary_mw")
     theta = cp.Variable((n_bus, T), name="theta_rad")
 
-    gen_map = _incidence_columns(net.gen_bus, n_bus)
-    wind_map = _incidence_columns(data.wind_bus, n_bus)
-    boundary_map = _incidence_columns(data.boundary_bus, n_bus)
+    gen_map = incidence_columns(net.gen_bus, n_bus)
+    wind_map = incidence_columns(data.wind_bus, n_bus)
+    boundary_map = incidence_columns(data.boundary_bus, n_bus)
     A = branch_incidence(net)
     b_mw = sp.diags(branch_susceptance_pu(net) * net.base_mva)
     shift = np.zeros(net.n_branch) if net.branch_shift_rad is None else net.branch_shift_rad
@@ -122,13 +123,7 @@ def build_tso_model(data: TSOData) -> TSOModel:
     return TSOModel(p, w, s, xb, theta, cons, cost, flow)
 
 
-def _incidence_columns(bus_positions: np.ndarray, n_bus: int) -> sp.csr_matrix:
-    """(n_bus x n_items) 0/1 matrix placing item i at bus ``bus_positions[i]``."""
-    n = len(bus_positions)
-    return sp.csr_matrix((np.ones(n), (np.asarray(bus_positions, dtype=int), np.arange(n))), shape=(n_bus, n))
-
-
-class TSOAgent:
+class TSOAgent(ReportsOutcome):
     """The TSO as an ADMM agent; it also performs the consensus (z, lambda) update.
 
     Methods, called by :mod:`coordination.admm`:
@@ -254,18 +249,3 @@ class TSOAgent:
         if not step.converged:
             self.rho = residual_balance(self.rho, step, self.settings)
         return [report, *self._updates()]
-
-    def own_cost_usd(self) -> float:
-        return float(self.model.cost.value)
-
-    def _record_outcome(self) -> None:
-        """Keep the own cost, shedding and curtailment of the latest solve (for reports and checkpoints)."""
-        m = self.model
-        self.outcome = (
-            self.own_cost_usd(),
-            max(0.0, float(np.sum(m.shed_mw.value))),
-            max(0.0, float(np.sum(self.data.wind_forecast_mw) - np.sum(m.wind_mw.value))),
-        )
-
-    def report_cost(self, inbox: tuple = ()) -> CostReport:
-        return CostReport(self.name, COORDINATOR, *self.outcome)

@@ -53,7 +53,8 @@ def build_scenario(config: ScenarioConfig) -> BuiltScenario:
     return BuiltScenario(config, system, tso, dsos)
 
 
-def _bus(net: TransmissionNetwork, bus: int, field_name: str) -> int:
+def _bus(net, bus: int, field_name: str) -> int:
+    """Position of ``bus`` in a transmission network or feeder; ScenarioError naming the field."""
     try:
         return net.bus_index(bus)
     except NetworkDataError as exc:
@@ -122,13 +123,6 @@ def _tso_data(config: ScenarioConfig, system: TDSystem, rng: np.random.Generator
     )
 
 
-def _feeder_bus(feeder, bus: int, field_name: str) -> int:
-    try:
-        return feeder.bus_index(bus)
-    except NetworkDataError as exc:
-        raise ScenarioError(f"{field_name}: {exc}") from None
-
-
 def _dso_data(
     config: ScenarioConfig, i: int, spec: FeederSpec, system: TDSystem, rng: np.random.Generator
 ) -> DSOData:
@@ -138,11 +132,11 @@ def _dso_data(
     p = load_profile(rng, feeder.load_p_mw * spec.load_scale, T)
     q = p * np.divide(feeder.load_q_mvar, feeder.load_p_mw, out=np.zeros(feeder.n_bus), where=feeder.load_p_mw > 0)[:, None]
     wind_bus = np.array(
-        [_feeder_bus(feeder, w.bus, f"{where}.wind[{j}].bus") for j, w in enumerate(spec.wind)], dtype=int
+        [_bus(feeder, w.bus, f"{where}.wind[{j}].bus") for j, w in enumerate(spec.wind)], dtype=int
     )
     wind = wind_profile(rng, np.array([w.capacity_mw for w in spec.wind]), T, config.wind_mean_cf)
     ev_bus = np.array(
-        [_feeder_bus(feeder, b, f"{where}.evcs_buses[{j}]") for j, b in enumerate(spec.evcs_buses)], dtype=int
+        [_bus(feeder, b, f"{where}.evcs_buses[{j}]") for j, b in enumerate(spec.evcs_buses)], dtype=int
     )
     ev_max = spec.evcs_max_mw * ev_availability(rng, len(ev_bus), T)
     return DSOData(
