@@ -57,6 +57,18 @@ def t118d10(seed: int = 0) -> ScenarioConfig:
     )
 
 
+def generated(seed: int = 0) -> ScenarioConfig:
+    """T118D20: case118 with its own units and 20 seeded 33-bus feeders (scenarios/generator.py).
+
+    No transmission wind; rho as in t118d10. ``seed`` sets both the feeders' scaling
+    and the profiles.
+    """
+    from .generator import generate
+
+    base = ScenarioConfig(name="", transmission_case="case118", feeders=(), admm=ADMMSettings(rho_usd_per_mw2h=20.0))
+    return generate("case118", 20, seed=seed, base=base)
+
+
 @dataclass(frozen=True)
 class ScenarioEntry:
     factory: Callable[[int], ScenarioConfig]
@@ -77,6 +89,12 @@ SCENARIOS: dict[str, ScenarioEntry] = {
         {"deterministic": "24-hour deterministic TSO-DSO ADMM over boundary power"},
         "deterministic",
         "IEEE 118-bus transmission with ten 33-bus feeders",
+    ),
+    "generated": ScenarioEntry(
+        generated,
+        {"deterministic": "24-hour deterministic TSO-DSO ADMM over boundary power"},
+        "deterministic",
+        "T118D20: IEEE 118-bus transmission with twenty seeded 33-bus feeders (scenarios/generator.py)",
     ),
 }
 
