@@ -131,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weak-n", type=_int_list, default=[2, 10, 20, 50, 100, 200],
                    help="feeder counts of the serial weak series (2,10,20,50,100,200)")
     p.add_argument("--weak-case", default=None,
-                   help=f"transmission case of the weak series (default: --case if it has enough buses, else {LARGE_CASE})")
+                   help="transmission case of the weak series "
+                        f"(default: --case if it has enough buses, else {LARGE_CASE})")
     p.add_argument("--part", type=_parts, default=PARTS,
                    help="comma-separated studies to run: strong, weak-ray, weak-serial (default: all three)")
     p.add_argument("--cold-start", action="store_true",
@@ -148,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.min_workers > args.max_workers:
-        print(f"scaling.py: error: --min-workers {args.min_workers} > --max-workers {args.max_workers}", file=sys.stderr)
+        print(f"scaling.py: error: --min-workers {args.min_workers} > --max-workers {args.max_workers}",
+              file=sys.stderr)
         return 2
 
     from scenarios.errors import ScenarioError

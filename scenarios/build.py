@@ -40,7 +40,8 @@ def build_scenario(config: ScenarioConfig) -> BuiltScenario:
     config.validate()
     try:
         transmission = load_transmission(config.transmission_case)
-        feeders = [(load_feeder(f.case, name=f.name), f.attach_bus) for f in config.feeders]
+        cases = {c: load_feeder(c) for c in {f.case for f in config.feeders}}  # each case read once
+        feeders = [(replace(cases[f.case], name=f.name), f.attach_bus) for f in config.feeders]
         system = compose(transmission, feeders)
     except NetworkDataError as exc:
         raise ScenarioError(str(exc)) from None

@@ -1,4 +1,5 @@
-"""Named scenario factories: ``t30d2`` and ``t118d10`` (shared/design/MODELS.md section 1).
+"""Named scenario factories: ``t30d2`` and ``t118d10`` (shared/design/MODELS.md section 1), and
+``generated`` (case118 + 20 seeded feeders, :mod:`scenarios.generator`).
 
 Parameters that the papers do not give are set here once and documented in
 docs/t30d2_t118d10.md.

@@ -153,3 +153,37 @@ def test_scaling_benchmark_rejects_bad_input(tmp_path):
     )
     assert proc.returncode == 2 and "has only 30 buses" in proc.stderr
     assert not list((tmp_path / "o").glob("scaling-*"))
+
+
+def test_scaling_benchmark_records_a_failed_run(tmp_path, monkeypatch):
+    """A run whose model cannot be solved is listed with its error; the benchmark goes on."""
+    import importlib.util
+    import os
+
+    import coordination.session
+    from agents.solver import SolveError, SolveStatus
+
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))  # the module prepends ROOT; restore after
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    spec = importlib.util.spec_from_file_location("scaling_bench", ROOT / "benchmarks" / "scaling.py")
+    scaling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scaling)
+
+    real = coordination.session.run_deterministic
+
+    def fails_with_three_feeders(built, case, options, progress=None):
+        if len(built.dsos) == 3:
+            raise SolveError("tso", SolveStatus.INFEASIBLE, "the DSOs' baseline boundary power is infeasible")
+        return real(built, case, options, progress)
+
+    monkeypatch.setattr(coordination.session, "run_deterministic", fails_with_three_feeders)
+    out = tmp_path / "o"
+    rc = scaling.main(["--case", "case30", "--max-iterations", "1", "--horizon", "4", "--part", "weak-serial",
+                       "--weak-n", "3,2", "--out", str(out)])
+    assert rc == 0
+    with (out / "scaling-weak.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["n_feeders"] for r in rows] == ["3", "2"]
+    assert "infeasible" in rows[0]["error"] and rows[0]["time_per_iteration_s"] == ""
+    assert rows[1]["error"] == "" and float(rows[1]["time_per_iteration_s"]) > 0
+    assert (out / "scaling-weak.png").exists()
