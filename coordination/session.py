@@ -152,7 +152,7 @@ def _timing(stats, wall_s: float, startup_s: float, loop_s: float) -> dict:
         "compute_s_by_agent": compute,
         "parallelism_bound": total_compute / critical if critical > 0 else 1.0,
         "phase_wall_s": _phase_totals(stats),
-        "median_round_s": float(np.median([r for r in _round_walls(stats)] or [0.0])),
+        "median_round_s": float(np.median(_round_walls(stats) or [0.0])),
     }
 
 
