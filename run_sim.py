@@ -85,16 +85,16 @@ def _fail(code: int, message: str) -> int:
 
 
 def _list_scenarios() -> None:
-    from scenarios import SCENARIOS
+    from scenarios import PROTOCOL_SCENARIOS, SCENARIOS
 
-    for name, entry in SCENARIOS.items():
+    for name, entry in [*SCENARIOS.items(), *PROTOCOL_SCENARIOS.items()]:
         print(f"{name}: {entry.description}")
         for case, text in entry.cases.items():
             default = " (default)" if case == entry.default_case else ""
             print(f"    --case {case}{default}: {text}")
 
 
-def _summary(result: dict, out_dir: Path) -> str:
+def _summary_rows(result: dict, out_dir: Path) -> list[tuple[str, str]]:
     t = result["timing"]
     rows = [
         ("scenario / case", f"{result['scenario']} / {result['case']}"),
@@ -117,8 +117,68 @@ def _summary(result: dict, out_dir: Path) -> str:
         ("privacy audit", f"{result['privacy']['audited']} audited, {result['privacy']['violations']} undeclared"),
         ("output", str(out_dir)),
     ]
+    return rows
+
+
+def _print_rows(rows: list[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+    print("\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows))
+
+
+def _run_protocol_scenario(args, entry) -> int:
+    """A scenario with its own protocol module (scenarios.library.ProtocolScenarioEntry)."""
+    import importlib
+
+    from agents.solver import SolveError
+    from coordination.messages import MessageFieldError, UndeclaredMessageError
+    from coordination.output import write_outputs
+    from coordination.runtime import RuntimeErrorBase, check_ray_address
+    from coordination.session import RunOptions
+    from networks import NetworkDataError
+    from scenarios import ScenarioError, check_case
+
+    runner = importlib.import_module(entry.runner)
+    try:
+        for flag, given in (("--scenario-file", args.scenario_file), ("--inject-fault", args.inject_fault),
+                            ("--noise", args.noise)):
+            if given:
+                raise ScenarioError(f"{flag} applies to the TSO-DSO ADMM scenarios, not to {args.scenario!r}")
+        case = check_case(args.scenario, args.case, entry.cases, entry.default_case)
+        prepared = runner.prepare(case, args.seed if args.seed is not None else 0, args.max_iterations)
+        if args.address:
+            if args.mode != "ray":
+                raise ScenarioError("--address needs --mode ray (serial runs use no cluster)")
+            check_ray_address(args.address)
+    except (ScenarioError, NetworkDataError, RuntimeErrorBase) as exc:
+        return _fail(EXIT_BAD_INPUT, str(exc))
+
+    out_dir = Path(args.out or os.path.join("results", f"{args.scenario}-{case}"))
+    options = RunOptions(
+        mode=args.mode,
+        workers=args.workers or RunOptions.workers,
+        address=args.address,
+        check_centralized=args.check_centralized,
+        timeout_s=args.timeout,
+    )
+    show = not args.quiet and sys.stderr.isatty()
+
+    def progress(line: str) -> None:
+        if show:
+            print(f"  {line}", file=sys.stderr, flush=True)
+
+    print(f"{args.scenario} / {case}: mode {options.mode}", file=sys.stderr)
+    try:
+        result = runner.run(prepared, options, progress)
+    except SolveError as exc:
+        return _fail(EXIT_SOLVE, str(exc))
+    except (RuntimeErrorBase, UndeclaredMessageError, MessageFieldError) as exc:
+        return _fail(EXIT_RUNTIME, str(exc))
+    write_outputs(result, out_dir, extras=runner.write_extras)
+    _print_rows(runner.summary_rows(result) + [("output", str(out_dir))])
+    if not result["converged"]:
+        return _fail(EXIT_NOT_CONVERGED, f"no convergence in {result['iterations']} rounds; results were "
+                     "written with converged = false (raise --max-iterations)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         _list_scenarios()
         return 0
+
+    from scenarios import PROTOCOL_SCENARIOS
+
+    if args.scenario in PROTOCOL_SCENARIOS:
+        return _run_protocol_scenario(args, PROTOCOL_SCENARIOS[args.scenario])
 
     from dataclasses import replace
 
@@ -207,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeErrorBase, UndeclaredMessageError, MessageFieldError) as exc:
         return _fail(EXIT_RUNTIME, str(exc))
     write_outputs(result, out_dir)
-    print(_summary(result, out_dir))
+    _print_rows(_summary_rows(result, out_dir))
     if not result["converged"]:
         return _fail(EXIT_NOT_CONVERGED, f"ADMM did not converge in {result['iterations']} iterations; "
                      "results were written with converged = false (raise --max-iterations)")

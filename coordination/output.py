@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -56,15 +57,24 @@ def plot_convergence(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_outputs(result: dict, out_dir: str | Path) -> list[Path]:
-    """Write result.json and convergence.png into ``out_dir``; return their paths."""
+def write_outputs(
+    result: dict, out_dir: str | Path, extras: Callable[[dict, Path], None] | None = None
+) -> list[Path]:
+    """Write result.json and the plots into ``out_dir``; return their paths.
+
+    ``extras(result, folder)`` writes a protocol's own plots and tables into ``folder``;
+    without it the ADMM convergence plot is drawn.
+    """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir.parent))
     try:
         with open(staging / "result.json", "w") as fh:
             json.dump(_jsonable(result), fh, indent=2)
-        plot_convergence(result, staging / "convergence.png")
+        if extras is None:
+            plot_convergence(result, staging / "convergence.png")
+        else:
+            extras(result, staging)
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for item in sorted(staging.iterdir()):

@@ -3,10 +3,11 @@
 from .build import TSO_NAME, BuiltScenario, build_scenario
 from .config import FeederSpec, ScenarioConfig, ThermalUnit, WindFarm
 from .errors import ScenarioError
-from .library import DEFAULT_SCENARIO, SCENARIOS, get_scenario
+from .library import DEFAULT_SCENARIO, PROTOCOL_SCENARIOS, SCENARIOS, check_case, get_scenario
 
 __all__ = [
     "DEFAULT_SCENARIO",
+    "PROTOCOL_SCENARIOS",
     "SCENARIOS",
     "TSO_NAME",
     "BuiltScenario",
@@ -16,5 +17,6 @@ __all__ = [
     "ThermalUnit",
     "WindFarm",
     "build_scenario",
+    "check_case",
     "get_scenario",
 ]

@@ -99,6 +99,52 @@ SCENARIOS: dict[str, ScenarioEntry] = {
     ),
 }
 
+@dataclass(frozen=True)
+class ProtocolScenarioEntry:
+    """A scenario driven by its own protocol module instead of the TSO-DSO ADMM.
+
+    ``runner`` is the dotted path of a module with four functions, which run_sim.py calls
+    in this order:
+
+    - ``prepare(case: str, seed: int, max_iterations: int | None) -> prepared``: builds the
+      data and checks all input; raises ScenarioError (or NetworkDataError) with one clear
+      message before anything starts;
+    - ``run(prepared, options: coordination.session.RunOptions, progress) -> dict``: runs
+      the agents on the runtime (``progress`` is None or a callable taking one line of
+      text); the dict becomes result.json and has at least scenario, case, mode, workers,
+      converged, iterations, timing.wall_s and privacy.{audited, violations, links};
+    - ``write_extras(result: dict, folder: pathlib.Path) -> None``: plots and tables,
+      written into ``folder`` (a staging folder moved into place only when complete);
+    - ``summary_rows(result: dict) -> list[tuple[str, str]]``: the lines printed at the end.
+    """
+
+    runner: str
+    cases: dict[str, str]  #: case name -> one-line description
+    default_case: str
+    description: str
+
+
+PROTOCOL_SCENARIOS: dict[str, ProtocolScenarioEntry] = {
+    "ieee37-dlmp": ProtocolScenarioEntry(
+        "coordination.dlmp_session",
+        {
+            "no-svg": "DLMP leader-follower game, data-center aggregator and DSO, no reactive compensation",
+            "svg": "the same game with a static var generator at each data-center bus",
+        },
+        "no-svg",
+        "IEEE 37-bus three-phase feeder: data-center aggregator (leader) and DSO (follower, DLMPs)",
+    ),
+}
+
+
+def check_case(name: str, case: str | None, cases: dict[str, str], default_case: str) -> str:
+    """``case`` or the default, refused with the list of cases when unknown."""
+    case = case or default_case
+    if case not in cases:
+        raise ScenarioError(f"unknown case {case!r} for scenario {name!r}; available: {', '.join(cases)}")
+    return case
+
+
 DEFAULT_SCENARIO = "t30d2"
 
 
@@ -106,15 +152,11 @@ def get_scenario(name: str, case: str | None = None, seed: int = 0) -> tuple[Sce
     """The configuration of a named scenario and case; clear errors for unknown names."""
     if name not in SCENARIOS:
         raise ScenarioError(
-            f"unknown scenario {name!r}; available: {', '.join(sorted(SCENARIOS))} "
+            f"unknown scenario {name!r}; available: {', '.join(sorted([*SCENARIOS, *PROTOCOL_SCENARIOS]))} "
             "(see `python run_sim.py --list`), or pass --scenario-file FILE"
         )
     entry = SCENARIOS[name]
-    case = case or entry.default_case
-    if case not in entry.cases:
-        raise ScenarioError(
-            f"unknown case {case!r} for scenario {name!r}; available: {', '.join(entry.cases)}"
-        )
+    case = check_case(name, case, entry.cases, entry.default_case)
     return entry.factory(seed), case
 
 
