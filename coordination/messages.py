@@ -218,3 +218,68 @@ class CostReport(Message):
     cost_usd: float
     load_shed_mwh: float
     wind_curtailed_mwh: float
+
+
+# --- Messages of the DLMP leader-follower game (coordination/dlmp_game.py) ---------------
+
+
+@dataclass(frozen=True)
+class DemandSchedule(Message):
+    """Data-center aggregator -> DSO: the sites' demand per hour (the leader's move).
+
+    ``p_kw[s, t]`` and ``q_kvar[s, t]``: site s's facility power P^DC_s,t and reactive
+    power Q^DC_s,t, balanced over the three phases (a third on each).
+    """
+
+    round: int
+    p_kw: np.ndarray
+    q_kvar: np.ndarray
+
+
+@dataclass(frozen=True)
+class DLMPQuote(Message):
+    """DSO -> data-center aggregator: DLMPs at the sites' buses (the follower's answer).
+
+    ``dlmp_usd_per_kwh[s, phi, t]``: the dual of the active-power balance of phase phi at
+    site s's bus in hour t, at the schedule of round ``round``.
+    """
+
+    round: int
+    dlmp_usd_per_kwh: np.ndarray
+
+
+@dataclass(frozen=True)
+class GameProgress(Message):
+    """Aggregator -> coordinator: how far the last priced schedule is from an equilibrium.
+
+    ``gap_usd`` = bill at the priced schedule - the cheapest schedule at those prices
+    (zero at a price-taking equilibrium); ``step_kw`` = the largest change of the next
+    schedule; ``prox_usd_per_kw2h`` = the proximal weight rho used for it.
+    """
+
+    round: int
+    bill_usd: float
+    gap_usd: float
+    step_kw: float
+    prox_usd_per_kw2h: float
+
+
+@dataclass(frozen=True)
+class DSOGameReport(Message):
+    """DSO -> coordinator, at the end: the operating point of the last cleared schedule."""
+
+    cost_usd: float  #: substation purchase + DG cost over the horizon
+    v_pu: np.ndarray  #: (n_bus, 3, T) LinDist3Flow voltage magnitudes (nan on missing phases)
+    dlmp_usd_per_kwh: np.ndarray  #: (n_bus, 3, T)
+    dg_kw: np.ndarray  #: (G, T)
+    svg_kvar: np.ndarray  #: (S, T) reactive power supplied by each site's SVG
+    substation_kw: np.ndarray  #: (3, T) per-phase purchase at the substation
+
+
+@dataclass(frozen=True)
+class DCAGameReport(Message):
+    """Aggregator -> coordinator, at the end: its bill and schedule at the last quote."""
+
+    bill_usd: float
+    p_kw: np.ndarray  #: (S, T)
+    work_kw: np.ndarray  #: (S, T) workload placed at each site (kW of IT capacity)

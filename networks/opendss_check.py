@@ -298,6 +298,7 @@ def opendss_voltages(
     extra_loads_kw_kvar: Mapping[str, Any] | None = None,
     *,
     load_model: str = "constant_power",
+    load_mult: float = 1.0,
 ) -> dict[str, np.ndarray]:
     """Solve the feeder in OpenDSS; ``{bus name: (3,) zero-sequence-free phase voltages in pu}``.
 
@@ -311,6 +312,8 @@ def opendss_voltages(
             a floating-neutral star in OpenDSS (module docstring).
         load_model: ``"constant_power"`` (default, all loads constant PQ) or
             ``"dss"`` (the file's load models).
+        load_mult: multiplier (> 0) of the file's spot loads (OpenDSS ``LoadMult``; the extra
+            loads are not scaled).
 
     Returns every bus of the feeder, including the root, in ``feeder.bus_names``
     order; ``nan`` for a phase a bus does not have.
@@ -324,7 +327,12 @@ def opendss_voltages(
     feeder = load_ieee37() if feeder_or_none is None else feeder_or_none
     if load_model not in _LOAD_MODELS:
         raise NetworkDataError(f"load_model must be one of {_LOAD_MODELS}, got {load_model!r}.")
-    extra_commands = _extra_load_commands(feeder, extra_loads_kw_kvar or {})
+    if not (np.isfinite(load_mult) and load_mult > 0):
+        raise NetworkDataError(f"load_mult must be a positive number, got {load_mult!r}.")
+    # OpenDSS's LoadMult scales every load, the extra ones too: divide them by it beforehand
+    extra = {bus: (np.asarray(v[0], dtype=float) / load_mult, np.asarray(v[1], dtype=float) / load_mult)
+             for bus, v in (extra_loads_kw_kvar or {}).items()}
+    extra_commands = _extra_load_commands(feeder, extra)
     with _compiled() as dss:
         if feeder.substation == "ideal":
             _command(dss, _IDEAL_SUBXF)
@@ -333,6 +341,7 @@ def opendss_voltages(
             _command(dss, f"Edit Transformer.{name} Wdg=2 Tap={tap:.9g}")
         if load_model == "constant_power":
             _command(dss, "BatchEdit Load..* Model=1 Vminpu=0.5 Vmaxpu=1.5")
+        _command(dss, f"Set LoadMult={load_mult:.9g}")
         for command in extra_commands:
             _command(dss, command)
         _solve(dss, f"feeder {feeder.name!r} with {len(extra_commands)} extra single-phase loads")
@@ -348,8 +357,9 @@ def compare_lindist3flow_to_opendss(
     feeder: "ThreePhaseFeeder | None" = None,
     *,
     load_model: str = "constant_power",
+    load_mult: float = 1.0,
 ) -> dict[str, Any]:
-    """LinDist3Flow against OpenDSS at the spot loads plus ``extra_loads`` (as in :func:`opendss_voltages`).
+    """LinDist3Flow against OpenDSS at the spot loads x ``load_mult`` plus ``extra_loads`` (as in :func:`opendss_voltages`).
 
     Returns a dict with
     ``max_abs_v_error_pu`` (``{"a": .., "b": .., "c": ..}``, over all buses),
@@ -363,14 +373,14 @@ def compare_lindist3flow_to_opendss(
     from networks.lindist3flow import lindist3flow
 
     feeder = load_ieee37() if feeder is None else feeder
-    p_kw = np.array(feeder.load_p_kw)
-    q_kvar = np.array(feeder.load_q_kvar)
+    p_kw = np.array(feeder.load_p_kw) * load_mult
+    q_kvar = np.array(feeder.load_q_kvar) * load_mult
     for key, value in (extra_loads or {}).items():
         i = feeder.bus_index(key)
         p_kw[i] += np.broadcast_to(np.asarray(value[0], dtype=float), (3,))
         q_kvar[i] += np.broadcast_to(np.asarray(value[1], dtype=float), (3,))
     v_lin = lindist3flow(feeder, p_kw, q_kvar).v_pu
-    by_bus = opendss_voltages(feeder, extra_loads, load_model=load_model)
+    by_bus = opendss_voltages(feeder, extra_loads, load_model=load_model, load_mult=load_mult)
     v_dss = np.array([by_bus[b] for b in feeder.bus_names])
     err = np.abs(v_lin - v_dss)
     err_filled = np.where(np.isnan(err), -1.0, err)
