@@ -40,8 +40,8 @@ class Talker:
         return Ping(self.name, self.peer, 1.0)
 
     def busy(self, inbox: tuple) -> None:
-        end = time.time() + self.sleep_s
-        while time.time() < end:  # CPU-bound wait, so thread CPU time counts it
+        end = time.thread_time() + self.sleep_s
+        while time.thread_time() < end:  # burn sleep_s of this thread's CPU time, however busy the machine
             pass
 
     def leak(self, inbox: tuple) -> Internals:
