@@ -134,6 +134,18 @@ PROTOCOL_SCENARIOS: dict[str, ProtocolScenarioEntry] = {
         "no-svg",
         "IEEE 37-bus three-phase feeder: data-center aggregator (leader) and DSO (follower, DLMPs)",
     ),
+    "cpds33": ProtocolScenarioEntry(
+        "coordination.cpds_session",
+        {
+            "proposed": "integrated cyber-physical planning with data-load migration, voltage excess as a cost",
+            "no-migration": "the same planning without data-load migration (the paper's Tables IV-V)",
+            "independent": "physical side planned first, communication side after (Tables VI-VII)",
+            "voltage-limit": "voltage band as a hard limit instead of a cost (Table VIII)",
+        },
+        "proposed",
+        "IEEE 33-bus CPDS: storage SOC consensus over an optimized communication graph, data-load "
+        "migration, three-layer planning (SA-PSO, PSO, exact MILP)",
+    ),
 }
 
 
