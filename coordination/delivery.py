@@ -32,13 +32,16 @@ class DeliveryLedger:
     def __init__(self) -> None:
         self._next_seq: dict[str, int] = {}
         self._entries: dict[int, _Entry] = {}
+        self._pending: dict[str, dict[int, _Entry]] = {}  #: receiver -> undelivered entries
 
     def sent(self, message, phase_index: int) -> int:
         """Number ``message`` on its link; return its sequence number."""
         link = f"{message.sender}->{message.receiver}"
         seq = self._next_seq.get(link, 0)
         self._next_seq[link] = seq + 1
-        self._entries[id(message)] = _Entry(message, link, seq, phase_index)
+        entry = _Entry(message, link, seq, phase_index)
+        self._entries[id(message)] = entry
+        self._pending.setdefault(message.receiver, {})[id(message)] = entry
         return seq
 
     def deliver(self, receiver: str, inbox: tuple, phase_index: int, phase: str) -> None:
@@ -54,12 +57,9 @@ class DeliveryLedger:
                     f"phase {phase!r}: duplicate delivery of {type(msg).__name__} #{entry.seq} on link "
                     f"{entry.link}; each message is delivered once"
                 )
-            entry.delivered = True
-        lost = [
-            e
-            for e in self._entries.values()
-            if not e.delivered and e.phase_index < phase_index and e.link.endswith(f"->{receiver}")
-        ]
+            self._mark_delivered(msg, entry)
+        # only this receiver's undelivered messages are looked at: O(pending), not O(all sent)
+        lost = [e for e in self._pending.get(receiver, {}).values() if e.phase_index < phase_index]
         if lost:
             first = min(lost, key=lambda e: e.seq)
             raise MessageLostError(
@@ -73,4 +73,8 @@ class DeliveryLedger:
         for msg in messages:
             entry = self._entries.get(id(msg))
             if entry is not None:
-                entry.delivered = True
+                self._mark_delivered(msg, entry)
+
+    def _mark_delivered(self, msg, entry: _Entry) -> None:
+        entry.delivered = True
+        self._pending.get(msg.receiver, {}).pop(id(msg), None)
