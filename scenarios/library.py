@@ -146,6 +146,18 @@ PROTOCOL_SCENARIOS: dict[str, ProtocolScenarioEntry] = {
         "IEEE 33-bus CPDS: storage SOC consensus over an optimized communication graph, data-load "
         "migration, three-layer planning (SA-PSO, PSO, exact MILP)",
     ),
+    "td-expansion": ProtocolScenarioEntry(
+        "coordination.expansion_session",
+        {
+            "1": "no flexibility: coordinated T&D expansion plan, every regulation at zero",
+            "2a": "individual, DC first: transmission alone schedules DC flexibility, then the plan with FCS flexibility",
+            "2b": "individual, FCS first: distribution alone schedules FCS, then transmission alone DC, then the plan",
+            "3": "joint: both aggregated models (4)-(9), consistency (21) coordinated between the planners",
+        },
+        "3",
+        "grown RTS-24 + grown 33-bus feeder: T&D expansion planning with spatially coupled data-center and "
+        "fast-charging flexibility (binary investments, coordinated planners vs joint MILP)",
+    ),
 }
 
 
