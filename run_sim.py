@@ -56,9 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", nargs="?", default=None, help="scenario name (default t30d2); see --list")
     p.add_argument("--case", default=None, help="case of the scenario (default: the scenario's first case)")
     p.add_argument("--mode", choices=("serial", "ray"), default="ray",
-                   help="serial: all agents in one process; ray: one Ray actor per agent (default)")
+                   help="serial: all agents in one process; ray: agents as Ray actors, see --actors (default)")
     p.add_argument("--workers", type=_int_at_least(1), default=None,
                    help="CPUs of the embedded Ray instance (default: all cores of this machine)")
+    p.add_argument("--actors", choices=("pool", "per-agent"), default="pool",
+                   help="Ray layout: pool = --workers processes, agents balanced over them (default); "
+                        "per-agent = one process per agent (see docs/runtime.md)")
     p.add_argument("--address", default=None,
                    help="run on an existing Ray cluster, e.g. 127.0.0.1:6379 (started with `ray start --head`)")
     p.add_argument("--out", default=None, help="output folder (default results/SCENARIO-CASE)")
@@ -156,6 +159,7 @@ def _run_protocol_scenario(args, entry) -> int:
     options = RunOptions(
         mode=args.mode,
         workers=args.workers or RunOptions.workers,
+        actors=args.actors,
         address=args.address,
         check_centralized=args.check_centralized,
         timeout_s=args.timeout,
@@ -245,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     options = RunOptions(
         mode=args.mode,
         workers=args.workers or RunOptions.workers,
+        actors=args.actors,
         address=args.address,
         check_centralized=args.check_centralized,
         timeout_s=args.timeout,

@@ -37,14 +37,25 @@ Weak scaling: (a) Ray mode with ``--feeders-per-worker`` feeders per worker (def
 10), N = feeders_per_worker x workers for every worker count (at least 2 feeders, the
 generator's minimum); (b) a serial series over ``--weak-n`` (default
 2,10,20,50,100,200) reporting the time per ADMM iteration. The large-N series is serial
-because every Ray agent is its own process: 200 actors do not fit a 24 GB machine.
+so that it does not depend on the worker count; with the ``pool`` layout Ray would fit
+it too (``workers`` processes in all), while ``--actors per-agent`` starts one process
+of about 150 MB per agent: 200 of them do not fit a 24 GB machine.
+
+Ray starts its workers at niceness 15, the serial runs run at the driver's; on a shared
+machine that biases the comparison against Ray, so the embedded instances start their
+workers at the driver's niceness (``RAY_worker_niceness``, unless set already);
+``--keep-ray-niceness`` keeps Ray's default. It changes nothing on a quiet machine.
+
+``--actors`` picks the Ray layout of every Ray run: ``pool`` (default: ``workers``
+actors, agents balanced over them by estimated solve time) or ``per-agent`` (one actor
+per agent); see docs/runtime.md.
 Both series use ``--weak-case``; by default ``--case`` when it has a bus for every
 feeder of the largest N, otherwise case300 (case118 has only 118 buses).
 
 On a Ray cluster, the same command with ``--address`` runs every Ray series there
-(``RunOptions(address=...)``; no embedded instance is started, no CPU pinning is done,
-and each actor asks for ``workers / agents`` CPUs, at most 1, so the worker count steers
-how densely Ray packs the actors rather than capping the cores). Every node needs this
+(``RunOptions(address=...)``; no embedded instance is started and no CPU pinning is
+done; with the ``pool`` layout ``workers`` actors of 1 CPU each are spread over the
+nodes, with ``per-agent`` each actor asks for ``workers / agents`` CPUs, at most 1). Every node needs this
 checkout importable (same path, or ``pip install -e .``). Start the head with token
 authentication on, join the workers, and run from a machine holding the token::
 
@@ -142,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizon", type=_positive_int, default=24, help="hours per run (24)")
     p.add_argument("--timeout", type=float, default=1800.0, help="longest wait for one phase, s (1800)")
     p.add_argument("--address", default=None, help="an existing Ray cluster, HOST:PORT; no embedded Ray is started")
+    p.add_argument("--keep-ray-niceness", action="store_true",
+                   help="leave the embedded Ray's workers at Ray's default niceness (15) instead of the driver's")
+    p.add_argument("--actors", choices=("pool", "per-agent"), default="pool",
+                   help="Ray layout: pool (workers actors, agents balanced over them; default) or per-agent")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="output folder")
     return p
 
@@ -158,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     workers = list(range(args.min_workers, args.max_workers + 1))
+    if not args.keep_ray_niceness and not args.address:
+        os.environ.setdefault("RAY_worker_niceness", str(os.nice(0)))
     bench = Bench(args)
     try:
         # Build every configuration first, so bad input stops before the first run.
@@ -263,7 +280,7 @@ class Bench:
             print(f"  (built {cfg.name}: {len(cfg.feeders)} feeders in {time.time() - t0:.1f} s)", flush=True)
         built = self._built[cfg.name]
         options = RunOptions(mode=mode, workers=workers, address=self.args.address if mode == "ray" else None,
-                             timeout_s=self.args.timeout)
+                             timeout_s=self.args.timeout, actors=self.args.actors)
         base = {"mode": mode, "workers": workers if mode == "ray" else 1, "case": cfg.transmission_case,
                 "n_feeders": len(cfg.feeders), "agents": 1 + len(cfg.feeders)}
         try:
@@ -346,7 +363,7 @@ def _md_table(fields: list[str], rows: list[dict]) -> list[str]:
 
 
 def _machine(args) -> str:
-    where = f"Ray cluster at {args.address}" if args.address else "embedded Ray"
+    where = (f"Ray cluster at {args.address}" if args.address else "embedded Ray") + f", actors: {args.actors}"
     start = ("multipliers cold-started (--cold-start)" if args.cold_start
              else "multipliers warm-started at the TSO's prices (default)")
     return (f"{os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}, {where}, "
@@ -359,8 +376,10 @@ def _write_strong(rows: list[dict], cfg, args, out: Path) -> None:
         f"# Strong scaling: {cfg.name} ({cfg.transmission_case} + {len(cfg.feeders)} feeders), "
         f"{args.max_iterations} ADMM iterations per run",
         "",
-        f"Machine: {_machine(args)}. Serial: every agent in one process. Ray: one actor per agent, "
-        "an embedded instance with num_cpus = workers (actors pinned to the first `workers` cores). "
+        f"Machine: {_machine(args)}. Serial: every agent in one process. Ray: "
+        + ("`workers` actors, agents balanced over them by estimated solve time (pool layout), "
+           if args.actors == "pool" else "one actor per agent, ")
+        + "an embedded instance with num_cpus = workers (actors pinned to the first `workers` cores). "
         "speedup = serial loop / loop; efficiency = speedup / workers; critical_path_bound = "
         "compute_s_total / critical_path_s (the speedup with one core per agent and free messages); "
         "speedup_share_of_bound = speedup / critical_path_bound. time_per_iteration_s: median round wall time.",
@@ -386,8 +405,7 @@ def _write_weak(rows: list[dict], case: str, args, out: Path) -> None:
         "",
         *_md_table(WEAK_FIELDS, ray_rows),
         "",
-        "## Serial, growing N (serial because every Ray agent is its own process: "
-        "200 Ray actors do not fit in 24 GB)",
+        "## Serial, growing N (serial, so that it does not depend on the worker count)",
         "",
         *_md_table(WEAK_FIELDS, serial_rows),
     ]

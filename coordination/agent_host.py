@@ -1,7 +1,8 @@
 """The host of one agent: builds it, times its calls, checkpoints it, injects faults.
 
-The same host runs in-process (serial mode) and as the body of a Ray actor. It never
-imports Ray.
+The same host runs in-process (serial mode) and, inside a :class:`PoolHost`, as the
+body of a Ray actor: one agent per actor (layout ``per-agent``) or several (layout
+``pool``). Neither class imports Ray.
 
 Checkpoints: with a ``state_dir``, after every call the host writes the agent's
 ``get_state()`` (if the agent has one), the call's sequence number and its reply to
@@ -21,6 +22,22 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 from .faults import Fault, fire_in_agent
+
+
+def pin_thread(cpu_set: tuple[int, ...] | None) -> None:
+    """Pin the calling thread to ``cpu_set`` and put it on ``SCHED_BATCH`` (Linux; else nothing).
+
+    Agents are CPU-bound solvers: batch scheduling gives them longer time slices, fewer
+    preemptions and so fewer cold caches. Both calls act on the calling thread only, so
+    a host calls this again in the thread that runs its calls.
+    """
+    if not cpu_set or not hasattr(os, "sched_setaffinity"):
+        return
+    try:
+        os.sched_setaffinity(0, set(cpu_set))
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except (OSError, AttributeError):
+        pass  # not permitted here: run as is
 
 
 class CallOutcome(NamedTuple):
@@ -43,14 +60,7 @@ class AgentHost:
         state_dir: str | None = None,
         faults: tuple[Fault, ...] = (),
     ):
-        if cpu_set and hasattr(os, "sched_setaffinity"):
-            try:
-                os.sched_setaffinity(0, set(cpu_set))
-                # Agents are CPU-bound solvers that outnumber the cores: batch scheduling gives
-                # them longer time slices, fewer preemptions and so fewer cold caches.
-                os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-            except (OSError, AttributeError):
-                pass  # not permitted here: run as is
+        pin_thread(cpu_set)
         self.agent = factory(**kwargs)
         self.name = name or getattr(self.agent, "name", "agent")
         self.state_dir = state_dir
@@ -104,3 +114,58 @@ class AgentHost:
         self.agent.set_state(saved["state"])
         self.last_seq, self.last_outcome = saved["seq"], CallOutcome(*saved["outcome"])
         return True
+
+
+class PoolHost:
+    """One process (one Ray actor) holding the :class:`AgentHost` of one or several agents.
+
+    ``members`` is a tuple of ``(name, factory, kwargs)``, one per agent. A phase sends
+    one :meth:`invoke_batch` per pool actor with the calls of its agents, which run one
+    after another in that order; each call is timed, checkpointed and fault-injected by
+    its agent's own host exactly as in serial mode, so the per-agent timing records,
+    checkpoints and fault markers do not depend on the layout.
+
+    When the process dies, Ray builds the pool again with the same arguments: every
+    hosted agent restores its own last checkpoint, and the retried batch returns the
+    saved reply of each call already done and runs the rest.
+    """
+
+    def __init__(
+        self,
+        members: tuple,
+        cpu_set: tuple[int, ...] | None = None,
+        state_dir: str | None = None,
+        faults: tuple[Fault, ...] = (),
+    ):
+        self.cpu_set = cpu_set
+        pin_thread(cpu_set)
+        self.hosts = {name: AgentHost(factory, kwargs, None, name, state_dir, faults) for name, factory, kwargs in members}
+        self.current: str | None = None  #: the agent whose call runs now (for timeout messages)
+
+    def ready(self) -> bool:
+        return True
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def node(self) -> str:
+        """The node this pool runs on: its raylet's process id under Ray, else "local"."""
+        return os.environ.get("RAY_RAYLET_PID", "local")
+
+    def restored(self) -> dict[str, bool]:
+        """For each hosted agent: whether it resumed from a checkpoint when this process started."""
+        return {name: host.restored for name, host in self.hosts.items()}
+
+    def invoke_batch(self, calls: tuple) -> list[CallOutcome]:
+        """Run ``calls`` (``(agent, method, inbox, seq, round_)`` each) one after another."""
+        pin_thread(self.cpu_set)  # the thread running calls may not be the one that built the pool
+        out = []
+        for agent, method, inbox, seq, round_ in calls:
+            self.current = agent
+            out.append(self.hosts[agent].invoke(method, inbox, seq, round_))
+        self.current = None
+        return out
+
+    def progress(self) -> str | None:
+        """The agent whose call is running, or None between batches (answered while a batch runs)."""
+        return self.current

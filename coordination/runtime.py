@@ -3,8 +3,16 @@
 The same agent classes run
 
 * in one process (:class:`InProcessTransport`, ``--mode serial``), or
-* one Ray actor per agent (:class:`RayTransport`, ``--mode ray``), on an embedded
-  local Ray instance sized by ``workers`` or on an existing cluster (``address``).
+* as Ray actors (:class:`RayTransport`, ``--mode ray``), on an embedded local Ray
+  instance sized by ``workers`` or on an existing cluster (``address``), in one of two
+  layouts (``actors``, see :data:`ACTOR_LAYOUTS`):
+
+  - ``pool`` (default): ``workers`` actors, each hosting several agents; agents are
+    assigned to actors by a balanced partition (longest processing time first,
+    :func:`partition_lpt`) of their estimated solve times, and each actor runs its
+    agents' calls of a phase one after another in one Ray task. No more CPU-bound
+    processes than cores, so no time-sharing between agents;
+  - ``per-agent``: one actor (one process) per agent, all sharing ``workers`` CPUs.
 
 A protocol driver calls :meth:`Runtime.run_phase` with one :class:`Call` per agent
 that acts in the phase. The runtime delivers each call's inbound messages, submits
@@ -31,6 +39,7 @@ runs do not need it).
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import socket
 import tempfile
@@ -38,7 +47,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from .agent_host import AgentHost, CallOutcome
+from .agent_host import AgentHost, CallOutcome, PoolHost
 from .delivery import DeliveryLedger
 from .errors import (  # noqa: F401  (re-exported: the runtime's errors)
     AgentFailedError,
@@ -56,14 +65,24 @@ from .messages import Message, ProtocolSpec, UndeclaredMessageError, iter_messag
 COORDINATOR = "coordinator"
 
 
+#: Ray layouts: "pool" (``workers`` actors, several agents each) or "per-agent" (one actor per agent).
+ACTOR_LAYOUTS = ("pool", "per-agent")
+
+
 @dataclass(frozen=True)
 class AgentSpec:
-    """How to build one agent: its name, its role, its class and its private data."""
+    """How to build one agent: its name, its role, its class and its private data.
+
+    ``cost_hint``: the agent's relative solve time per call, if known; the ``pool``
+    layout balances agents over actors by it. ``None``: estimated from the size of the
+    agent's data (:func:`estimate_costs`).
+    """
 
     name: str
     role: str
     factory: Callable[..., Any]
     kwargs: dict = field(default_factory=dict)
+    cost_hint: float | None = None
 
 
 @dataclass(frozen=True)
@@ -176,21 +195,79 @@ def check_ray_address(address: str, timeout_s: float = 3.0) -> None:
         ) from None
 
 
+def estimate_costs(specs: Sequence[AgentSpec]) -> dict[str, float]:
+    """Relative solve time per call of each agent, for balancing the ``pool`` layout.
+
+    When any spec has a ``cost_hint``, the hints are used and an agent without one counts
+    as their mean. Otherwise each agent's cost is the pickled size of its private data
+    (the bytes Ray sends to build it), a proxy for the size of its model: on T118D20 it
+    gives the TSO (case118) about 2.1 times a 33-bus DSO, whose measured solve times
+    differ by about 3.
+    """
+    for s in specs:
+        if s.cost_hint is not None and not s.cost_hint > 0:
+            raise ValueError(f"agent {s.name!r}: cost_hint must be positive, got {s.cost_hint!r}")
+    hints = [float(s.cost_hint) for s in specs if s.cost_hint is not None]
+    if hints:
+        mean = sum(hints) / len(hints)
+        return {s.name: float(s.cost_hint) if s.cost_hint is not None else mean for s in specs}
+    out = {}
+    for s in specs:
+        try:
+            out[s.name] = float(len(pickle.dumps(s.kwargs, protocol=pickle.HIGHEST_PROTOCOL)))
+        except Exception:  # not picklable here (Ray will say so when it ships it): count it as average
+            out[s.name] = 0.0
+    known = [c for c in out.values() if c > 0]
+    fill = sum(known) / len(known) if known else 1.0
+    return {n: (c if c > 0 else fill) for n, c in out.items()}
+
+
+def partition_lpt(costs: dict[str, float], bins: int) -> list[list[str]]:
+    """Longest processing time first: agents by decreasing cost, each to the least-loaded bin.
+
+    Deterministic: ties in cost keep the given order, ties in load go to the lower bin.
+    Within a bin the agents keep the given order. Returns ``min(bins, len(costs))``
+    non-empty bins; the largest load is at most 4/3 of the optimum (Graham 1969).
+    """
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    names = list(costs)
+    k = min(bins, len(names))
+    loads = [0.0] * k
+    members: list[list[str]] = [[] for _ in range(k)]
+    for name in sorted(names, key=lambda n: -costs[n]):  # sorted() is stable
+        b = min(range(k), key=lambda i: (loads[i], i))
+        loads[b] += costs[name]
+        members[b].append(name)
+    order = {n: i for i, n in enumerate(names)}
+    return [sorted(m, key=order.__getitem__) for m in members]
+
+
 #: Restarts of a dead actor (and retries of its call) before the run fails.
 MAX_RESTARTS = 3
+#: Longest wait for a busy actor to say which agent it is running, after a timeout.
+PROGRESS_WAIT_S = 5.0
 
 
 class RayTransport:
-    """One Ray actor per agent, on an embedded local instance or an existing cluster.
+    """Agents as Ray actors, on an embedded local instance or an existing cluster.
+
+    Layout (``actors``): ``"pool"`` starts ``min(workers, n_agents)`` actors (a
+    :class:`~coordination.agent_host.PoolHost` each) and assigns the agents to them with
+    :func:`partition_lpt` over :func:`estimate_costs`; ``"per-agent"`` starts one actor per
+    agent. A phase sends one task per actor that has calls in it (its agents' calls, run
+    one after another), submits all of them before it gathers any, and waits at most
+    ``timeout_s``.
 
     Actors are restarted up to ``MAX_RESTARTS`` times after their process dies, and the
-    call in flight is retried; with a ``state_dir`` the new actor resumes from its last
-    checkpoint (:mod:`coordination.agent_host`).
+    task in flight is retried; with a ``state_dir`` every agent of the new actor resumes
+    from its last checkpoint (:mod:`coordination.agent_host`).
 
     With the embedded instance (no ``address``), Ray is started with
-    ``num_cpus=workers``; each actor asks for ``workers / n_agents`` CPUs (so all of
-    them fit) and, on Linux, is pinned to the first ``workers`` cores of this
-    process's CPU set, so that ``workers`` really bounds the parallelism.
+    ``num_cpus=workers``; a pool actor asks for 1 CPU, a per-agent actor for
+    ``workers / n_agents`` (so all of them fit), and on Linux every actor is pinned to the
+    first ``workers`` cores of this process's CPU set. On a cluster the actors are
+    spread over the nodes (``SPREAD``) and nothing is pinned.
     """
 
     mode = "ray"
@@ -204,12 +281,16 @@ class RayTransport:
         startup_timeout_s: float = 180.0,
         state_dir: str | None = None,
         faults: tuple = (),
+        actors: str = "pool",
     ):
+        if actors not in ACTOR_LAYOUTS:
+            raise ValueError(f"actors must be one of {', '.join(map(repr, ACTOR_LAYOUTS))}, got {actors!r}")
         import ray  # the only Ray import in the project
 
         self._ray = ray
         self.timeout_s = timeout_s
         self.workers = workers
+        self.layout = actors
         self._owns_ray = False
         if address:
             check_ray_address(address)
@@ -235,62 +316,134 @@ class RayTransport:
                 )
                 self._owns_ray = True
             cpu_set = _first_cpus(workers)
-        frac = min(1.0, workers / max(1, len(specs)))
-        actor_cls = ray.remote(AgentHost)
-        self.actors = {
-            s.name: actor_cls.options(
+        by_name = {s.name: s for s in specs}
+        self._names = list(by_name)
+        if actors == "pool":
+            self.groups = partition_lpt(estimate_costs(specs), workers)
+            # One CPU each, unless the instance has fewer CPUs than actors (an instance
+            # started before, e.g. by a test): then they share what there is.
+            cpus = float(ray.cluster_resources().get("CPU", workers))
+            frac = min(1.0, cpus / max(1, len(self.groups)))
+        else:
+            self.groups = [[s.name] for s in specs]
+            frac = min(1.0, workers / max(1, len(specs)))
+        # Each actor's agents, put in the object store by the transport, which holds the
+        # references for the actors' lifetime: a restarted actor is built from them again
+        # (Ray cannot restart an actor whose constructor arguments went out of scope).
+        self._members = [
+            ray.put(tuple((n, by_name[n].factory, by_name[n].kwargs) for n in group)) for group in self.groups
+        ]
+        # A second thread ("control") answers progress() while a batch runs (timeout messages).
+        actor_cls = ray.remote(concurrency_groups={"control": 1})(PoolHost)
+        self._actors = [
+            actor_cls.options(
                 num_cpus=frac,
                 max_restarts=MAX_RESTARTS,
                 max_task_retries=MAX_RESTARTS,
-                # On a cluster, spread the agents over the nodes; embedded, keep Ray's default.
+                # On a cluster, spread the actors over the nodes; embedded, keep Ray's default.
                 scheduling_strategy="SPREAD" if address else "DEFAULT",
-            ).remote(s.factory, s.kwargs, cpu_set, s.name, state_dir, faults)
-            for s in specs
-        }
-        names = list(self.actors)
-        refs = [self.actors[n].ready.remote() for n in names]
-        self._gather(refs, names, "actor start-up", max(startup_timeout_s, timeout_s))
+            ).remote(members, cpu_set, state_dir, faults)
+            for members in self._members
+        ]
+        self.actor_of = {n: k for k, group in enumerate(self.groups) for n in group}
+        refs = [a.ready.remote() for a in self._actors]
+        self._gather(refs, list(range(len(refs))), "actor start-up", max(startup_timeout_s, timeout_s))
 
     def execute(self, calls: Sequence[Call], phase: str, seqs: Sequence[int], round_: int) -> list[CallOutcome]:
-        refs = [self.actors[c.agent].invoke.remote(c.method, c.inbox, q, round_) for c, q in zip(calls, seqs)]
-        return self._gather(refs, [c.agent for c in calls], phase, self.timeout_s)
+        batches: dict[int, list[int]] = {}  # actor -> indices into calls, in call order
+        for i, call in enumerate(calls):
+            batches.setdefault(self.actor_of[call.agent], []).append(i)
+        keys = list(batches)
+        refs = [
+            self._actors[k].invoke_batch.remote(
+                tuple((calls[i].agent, calls[i].method, calls[i].inbox, seqs[i], round_) for i in batches[k])
+            )
+            for k in keys
+        ]
+        replies = self._gather(refs, keys, phase, self.timeout_s, {k: [calls[i].agent for i in batches[k]] for k in keys})
+        out: list[Any] = [None] * len(calls)
+        for k, outcomes in zip(keys, replies):
+            for i, outcome in zip(batches[k], outcomes):
+                out[i] = outcome
+        return out
 
-    def _gather(self, refs: list, names: list[str], phase: str, timeout_s: float) -> list:
+    def _gather(self, refs: list, keys: list[int], phase: str, timeout_s: float, agents: dict | None = None) -> list:
+        """Wait at most ``timeout_s`` for every ref (one per actor in ``keys``), then get them all."""
         ray = self._ray
+        agents = agents or {k: list(self.groups[k]) for k in keys}
         ready, pending = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
         if pending:
-            late = [names[refs.index(r)] for r in pending]
+            late = self._late_agents({keys[refs.index(r)]: agents[keys[refs.index(r)]] for r in pending})
             raise AgentTimeoutError(
-                f"phase {phase!r}: no reply within {timeout_s:.0f} s from {', '.join(late)}; "
+                f"phase {phase!r}: no reply within {timeout_s:.0f} s from {'; '.join(late)}; "
                 "raise the timeout (--timeout) or check those agents' models and the cluster's load"
             )
-        try:
-            return ray.get(refs)
-        except ray.exceptions.RayTaskError as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, BaseException):
-                raise cause from None
-            raise
-        except ray.exceptions.RayActorError as exc:
-            raise AgentFailedError(f"phase {phase!r}: an agent's actor died: {exc}") from None
+        out = []
+        for k, ref in zip(keys, refs):  # every ref is ready: these gets do not wait
+            try:
+                out.append(ray.get(ref))
+            except ray.exceptions.RayTaskError as exc:
+                cause = getattr(exc, "cause", None)
+                if isinstance(cause, BaseException):
+                    raise cause from None
+                raise
+            except ray.exceptions.RayActorError as exc:
+                raise AgentFailedError(
+                    f"phase {phase!r}: the process of {', '.join(agents[k])} died (restarts exhausted or "
+                    f"not possible): {exc}"
+                ) from None
+        return out
+
+    def _late_agents(self, late: dict[int, list[str]]) -> list[str]:
+        """For each late actor: the agent it is running (asked through its control thread), and the
+        agents still queued behind it. All actors are asked at once, and waited for at most
+        ``PROGRESS_WAIT_S``; an actor that does not answer has all its agents named."""
+        ray = self._ray
+        asked = {k: self._actors[k].progress.options(concurrency_group="control").remote()
+                 for k, names in late.items() if len(names) > 1}
+        current: dict[int, Any] = {}
+        if asked:
+            try:
+                done, _ = ray.wait(list(asked.values()), num_returns=len(asked), timeout=PROGRESS_WAIT_S)
+                for k, ref in asked.items():
+                    current[k] = ray.get(ref) if ref in done else None
+            except Exception:  # an actor cannot answer: name all its agents
+                pass
+        out = []
+        for k, names in late.items():
+            now = names[0] if len(names) == 1 else current.get(k)
+            if now in names:
+                rest = names[names.index(now) + 1:]
+                out.append(now + (f" (its actor has yet to run {', '.join(rest)})" if rest else ""))
+            else:
+                out.append(f"{', '.join(names)} (one actor; which of them is running is not known)")
+        return out
+
+    def _per_agent(self, method: str) -> dict:
+        values = self._ray.get([getattr(a, method).remote() for a in self._actors])
+        return {n: values[self.actor_of[n]] for n in self._names}
+
+    @property
+    def actors(self) -> dict:
+        """The actor handle of each agent (agents of one pool actor share it)."""
+        return {n: self._actors[self.actor_of[n]] for n in self._names} if self._actors else {}
 
     def pids(self) -> dict[str, int]:
-        """Process id of each agent's actor (used to show that agents run apart)."""
-        names = list(self.actors)
-        return dict(zip(names, self._ray.get([self.actors[n].pid.remote() for n in names])))
+        """Process id of each agent's actor (agents of one pool actor share it)."""
+        return self._per_agent("pid")
 
     def nodes(self) -> dict[str, str]:
         """The node (raylet) each agent's actor runs on."""
-        names = list(self.actors)
-        return dict(zip(names, self._ray.get([self.actors[n].node.remote() for n in names])))
+        return self._per_agent("node")
 
     def close(self) -> None:
-        for actor in self.actors.values():
+        for actor in self._actors:
             try:
                 self._ray.kill(actor)
             except Exception:  # already gone
                 pass
-        self.actors.clear()
+        self._actors = []
+        self._members = []
         if self._owns_ray:
             self._ray.shutdown()
 
@@ -317,6 +470,25 @@ class RunStats:
 
     def messaging_s(self) -> float:
         return sum(p.messaging_s for p in self.phases)
+
+    def process_critical_path_s(self, groups: Sequence[Sequence[str]]) -> float:
+        """Per phase, the largest summed compute of the agents that share a process; summed over phases.
+
+        ``groups``: the agents of each process (``Runtime.groups``). It is the wall time the
+        run would take with one core per process and free messages: the serial run's total
+        compute with one group, :meth:`critical_path_s` with one agent per group, and for
+        the pool layout the bound its balance allows on ``workers`` dedicated cores. CPU
+        times, so other load on the machine barely moves it.
+        """
+        process_of = {n: k for k, g in enumerate(groups) for n in g}
+        total = 0.0
+        for p in self.phases:
+            load: dict[int, float] = {}
+            for c in p.calls:
+                k = process_of.get(c.agent, -1)
+                load[k] = load.get(k, 0.0) + c.compute_s
+            total += max(load.values(), default=0.0)
+        return total
 
     def compute_by_agent(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -361,11 +533,16 @@ class Runtime:
         timeout_s: float = 300.0,
         faults: Sequence[Fault] = (),
         checkpoint_dir: str | None = None,
+        actors: str = "pool",
     ):
         """``faults``: injected faults (:mod:`coordination.faults`). ``checkpoint_dir``: where
-        agents checkpoint after every call; in Ray mode a temporary folder by default."""
+        agents checkpoint after every call; in Ray mode a temporary folder by default.
+        ``actors``: the Ray layout, ``"pool"`` or ``"per-agent"`` (:data:`ACTOR_LAYOUTS`;
+        ignored in serial mode)."""
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
+        if actors not in ACTOR_LAYOUTS:
+            raise ValueError(f"actors must be one of {', '.join(map(repr, ACTOR_LAYOUTS))}, got {actors!r}")
         names = [s.name for s in specs]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes or COORDINATOR in names:
@@ -397,13 +574,16 @@ class Runtime:
             )
         elif mode == "ray":
             self.transport = RayTransport(
-                specs, timeout_s, workers, address, state_dir=checkpoint_dir, faults=self.faults
+                specs, timeout_s, workers, address, state_dir=checkpoint_dir, faults=self.faults, actors=actors
             )
         else:
             raise ValueError(f"mode must be 'serial' or 'ray', got {mode!r}")
         self.startup_s = time.time() - self._t0
         self.mode = mode
         self.workers = self.transport.workers
+        #: the Ray layout in use ("serial" in serial mode) and the agents of each process
+        self.layout = getattr(self.transport, "layout", "serial")
+        self.groups = [list(g) for g in getattr(self.transport, "groups", [[s.name for s in specs]])]
 
     def run_phase(self, phase: str, calls: Sequence[Call]) -> list[Message]:
         """Submit every call, gather every reply, audit and log; return all outbound messages."""

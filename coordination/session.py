@@ -28,8 +28,9 @@ from .runtime import AgentSpec, Runtime
 class RunOptions:
     """How to run: every default set once here."""
 
-    mode: str = "ray"  #: "serial" (one process) or "ray" (one actor per agent)
+    mode: str = "ray"  #: "serial" (one process) or "ray" (agents as Ray actors, see ``actors``)
     workers: int = max(1, os.cpu_count() or 1)  #: CPUs of the embedded Ray instance
+    actors: str = "pool"  #: Ray layout: "pool" (``workers`` actors, agents balanced over them) or "per-agent"
     address: str | None = None  #: an existing Ray cluster ("HOST:PORT" or "auto")
     check_centralized: bool = False  #: also solve the centralized model and report the gap
     timeout_s: float = 300.0  #: longest wait for one phase before the run stops with an error
@@ -64,6 +65,7 @@ def run_deterministic(
         address=options.address,
         timeout_s=options.timeout_s,
         faults=options.faults,
+        actors=options.actors,
     ) as runtime:
         admm = run_admm(
             runtime, built.tso.name, [d.name for d in built.dsos], cfg.admm.max_iterations, progress
@@ -72,6 +74,7 @@ def run_deterministic(
         startup_s = runtime.startup_s
         placement = runtime.transport.nodes()
         workers = runtime.workers
+        layout, groups = runtime.layout, runtime.groups
     wall_s = time.time() - t0
     result = {
         "scenario": cfg.name,
@@ -82,12 +85,21 @@ def run_deterministic(
         "seed": cfg.seed,
         "horizon_h": cfg.horizon_h,
         "agents": [built.tso.name, *[d.name for d in built.dsos]],
-        "placement": {"nodes_used": len(set(placement.values())), "node_of_agent": placement},
+        "placement": {
+            "nodes_used": len(set(placement.values())),
+            "node_of_agent": placement,
+            "actors": layout,
+            "agents_of_process": groups,
+        },
         "converged": admm.converged,
         "iterations": admm.iterations,
         "objective": {"total": admm.total_cost_usd, "by_agent": admm.cost_by_agent_usd},
         "metrics": _metrics(admm),
-        "timing": _timing(stats, wall_s, startup_s, admm.loop_wall_s),
+        "timing": {
+            **_timing(stats, wall_s, startup_s, admm.loop_wall_s),
+            # per phase the busiest process's summed agent compute (= critical_path_s with one agent per process)
+            "process_critical_path_s": stats.process_critical_path_s(groups),
+        },
         "messages": stats.message_summary(),
         "privacy": {
             "audited": len(stats.messages),

@@ -23,7 +23,15 @@ def test_parse_fault_specs():
 def test_killed_dso_and_tso_resume_from_checkpoints(t30d2_built, t30d2_serial, ray_local):
     faults = (parse_fault("kill:D2@4"), parse_fault("kill:tso@7"))
     r = run_deterministic(t30d2_built, "deterministic", RunOptions(mode="ray", workers=2, faults=faults))
-    assert r["faults"]["restarts"] == {"D2": 1, "tso": 1}
+    # Pool layout (the default): two processes for three agents. A kill restarts every agent
+    # of the victim's process, and each of them resumes from its own checkpoint.
+    groups = r["placement"]["agents_of_process"]
+    assert r["placement"]["actors"] == "pool" and len(groups) == 2
+    expected: dict[str, int] = {}
+    for victim in ("D2", "tso"):
+        for name in next(g for g in groups if victim in g):
+            expected[name] = expected.get(name, 0) + 1
+    assert r["faults"]["restarts"] == expected
     assert r["converged"] and r["iterations"] == t30d2_serial["iterations"]
     assert r["objective"]["total"] == pytest.approx(t30d2_serial["objective"]["total"], rel=1e-6)
     assert r["privacy"]["violations"] == 0

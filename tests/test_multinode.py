@@ -1,5 +1,6 @@
 """A local multi-node Ray cluster (several raylets on this machine): agents spread over the
-nodes give the same result as one process."""
+nodes give the same result as one process, with one agent per actor and with a pool actor
+holding two agents."""
 
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ SCRIPT = textwrap.dedent(
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         multi = run_deterministic(built, "deterministic", RunOptions(mode="ray", workers=3, address=cluster.address))
+        pooled = run_deterministic(built, "deterministic", RunOptions(mode="ray", workers=2, address=cluster.address))
     finally:
         cluster.shutdown()
-    json.dump({"serial": serial, "multi": multi}, open(sys.argv[1], "w"), default=str)
+    json.dump({"serial": serial, "multi": multi, "pooled": pooled}, open(sys.argv[1], "w"), default=str)
     """
 )
 
@@ -44,8 +46,12 @@ def test_agents_across_three_nodes_match_one_process(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = json.loads(out.read_text())
-    serial, multi = runs["serial"], runs["multi"]
-    assert multi["placement"]["nodes_used"] == 3, multi["placement"]
-    assert multi["converged"] and multi["iterations"] == serial["iterations"]
-    assert abs(multi["objective"]["total"] - serial["objective"]["total"]) <= 1e-6 * abs(serial["objective"]["total"])
-    assert multi["privacy"]["violations"] == 0
+    serial, multi, pooled = runs["serial"], runs["multi"], runs["pooled"]
+    assert multi["placement"]["nodes_used"] == 3, multi["placement"]  # three actors, one agent each
+    assert pooled["placement"]["nodes_used"] == 2, pooled["placement"]  # two actors, one holding two agents
+    assert sorted(map(len, pooled["placement"]["agents_of_process"])) == [1, 2]
+    for run in (multi, pooled):
+        assert run["placement"]["actors"] == "pool"
+        assert run["converged"] and run["iterations"] == serial["iterations"]
+        assert abs(run["objective"]["total"] - serial["objective"]["total"]) <= 1e-6 * abs(serial["objective"]["total"])
+        assert run["privacy"]["violations"] == 0
