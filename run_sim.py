@@ -128,6 +128,21 @@ def _print_rows(rows: list[tuple[str, str]]) -> None:
     print("\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows))
 
 
+def _run_options(args, **extra):
+    """RunOptions from the command line (``extra``: protocol-specific fields)."""
+    from coordination.session import RunOptions
+
+    return RunOptions(
+        mode=args.mode,
+        workers=args.workers or RunOptions.workers,
+        actors=args.actors,
+        address=args.address,
+        check_centralized=args.check_centralized,
+        timeout_s=args.timeout,
+        **extra,
+    )
+
+
 def _run_protocol_scenario(args, entry) -> int:
     """A scenario with its own protocol module (scenarios.library.ProtocolScenarioEntry)."""
     import importlib
@@ -136,7 +151,6 @@ def _run_protocol_scenario(args, entry) -> int:
     from coordination.messages import MessageFieldError, UndeclaredMessageError
     from coordination.output import write_outputs
     from coordination.runtime import RuntimeErrorBase, check_ray_address
-    from coordination.session import RunOptions
     from networks import NetworkDataError
     from scenarios import ScenarioError, check_case
 
@@ -156,14 +170,7 @@ def _run_protocol_scenario(args, entry) -> int:
         return _fail(EXIT_BAD_INPUT, str(exc))
 
     out_dir = Path(args.out or os.path.join("results", f"{args.scenario}-{case}"))
-    options = RunOptions(
-        mode=args.mode,
-        workers=args.workers or RunOptions.workers,
-        actors=args.actors,
-        address=args.address,
-        check_centralized=args.check_centralized,
-        timeout_s=args.timeout,
-    )
+    options = _run_options(args)
     show = not args.quiet and sys.stderr.isatty()
 
     def progress(line: str) -> None:
@@ -204,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     from coordination.messages import MessageFieldError, UndeclaredMessageError
     from coordination.output import write_outputs
     from coordination.runtime import RuntimeErrorBase, check_ray_address
-    from coordination.session import RunOptions, run_deterministic
+    from coordination.session import run_deterministic
     from networks import NetworkDataError
     from scenarios import ScenarioError, build_scenario, get_scenario
     from scenarios.scenario_file import load_scenario_file
@@ -246,16 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(EXIT_BAD_INPUT, str(exc))
 
     out_dir = Path(args.out or os.path.join("results", f"{config.name}-{case}"))
-    options = RunOptions(
-        mode=args.mode,
-        workers=args.workers or RunOptions.workers,
-        actors=args.actors,
-        address=args.address,
-        check_centralized=args.check_centralized,
-        timeout_s=args.timeout,
-        faults=faults,
-        noise=noise,
-    )
+    options = _run_options(args, faults=faults, noise=noise)
     show = not args.quiet and sys.stderr.isatty()
 
     def progress(rec) -> None:

@@ -221,13 +221,7 @@ def run(case: DLMPCase, options, progress: Callable[[str], None] | None = None) 
             "compute_s_by_agent": stats.compute_by_agent(),
         },
         "messages": stats.message_summary(),
-        "privacy": {
-            "audited": len(stats.messages),
-            "violations": stats.violations,
-            "protocol": PROTOCOL.name,
-            "declared": PROTOCOL.describe(),
-            "links": stats.audit_report(),
-        },
+        "privacy": stats.privacy_report(PROTOCOL),
         "rounds_history": [
             {"round": r.round, "bill_usd": r.bill_usd, "gap_usd": r.gap_usd, "step_kw": r.step_kw,
              "prox_usd_per_kw2h": r.prox_usd_per_kw2h}

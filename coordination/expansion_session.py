@@ -238,13 +238,7 @@ def run(prepared: Prepared, options, progress: Callable[[str], None] | None = No
             "compute_s_by_agent": stats.compute_by_agent(),
         },
         "messages": stats.message_summary(),
-        "privacy": {
-            "audited": len(stats.messages),
-            "violations": stats.violations,
-            "protocol": PROTOCOL.name,
-            "declared": PROTOCOL.describe(),
-            "links": stats.audit_report(),
-        },
+        "privacy": stats.privacy_report(PROTOCOL),
         "residuals": [
             {"iteration": r.iteration, "phase": r.phase, "primal_mw": r.primal_residual_mw,
              "dual_usd_per_mwh": r.dual_residual_usd_per_mwh, "primal_tolerance_mw": r.primal_tolerance_mw,

@@ -509,6 +509,17 @@ class RunStats:
             "by_type": by_type,
         }
 
+    def privacy_report(self, protocol) -> dict:
+        """result.json's ``privacy`` section: messages audited, refusals, the protocol's
+        declared routes and the per-link audit."""
+        return {
+            "audited": len(self.messages),
+            "violations": self.violations,
+            "protocol": protocol.name,
+            "declared": protocol.describe(),
+            "links": self.audit_report(),
+        }
+
     def audit_report(self) -> dict:
         """Per link (sender -> receiver): message types, fields and bytes."""
         links: dict[str, dict] = {}

@@ -101,13 +101,7 @@ def run_deterministic(
             "process_critical_path_s": stats.process_critical_path_s(groups),
         },
         "messages": stats.message_summary(),
-        "privacy": {
-            "audited": len(stats.messages),
-            "violations": stats.violations,
-            "protocol": PROTOCOL.name,
-            "declared": PROTOCOL.describe(),
-            "links": stats.audit_report(),
-        },
+        "privacy": stats.privacy_report(PROTOCOL),
         "noise": {"kind": options.noise.kind, "scale_mw": options.noise.scale_mw, "seed": options.noise.seed},
         "faults": {
             "injected": [f.key for f in options.faults],
