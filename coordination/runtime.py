@@ -39,7 +39,6 @@ runs do not need it).
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
 import socket
 import tempfile
@@ -60,6 +59,8 @@ from .errors import (  # noqa: F401  (re-exported: the runtime's errors)
 )
 from .faults import Fault
 from .messages import Message, ProtocolSpec, UndeclaredMessageError, iter_messages
+from .placement import estimate_costs, partition_lpt  # noqa: F401  (re-exported)
+from .run_stats import CallRecord, MessageRecord, PhaseRecord, RunStats  # noqa: F401  (re-exported)
 
 #: Role name of the protocol driver, which receives reports and solves nothing.
 COORDINATOR = "coordinator"
@@ -92,47 +93,6 @@ class Call:
     agent: str
     method: str
     inbox: tuple = ()
-
-
-@dataclass(frozen=True)
-class CallRecord:
-    """What one call cost: CPU and wall seconds inside the agent, and when it ran."""
-
-    agent: str
-    method: str
-    compute_s: float
-    wall_s: float
-    start_s: float
-    end_s: float
-
-
-@dataclass(frozen=True)
-class PhaseRecord:
-    """One phase of one round: its calls, wall time and messaging time."""
-
-    round: int
-    phase: str
-    wall_s: float
-    messaging_s: float
-    calls: tuple[CallRecord, ...]
-
-    @property
-    def critical_s(self) -> float:
-        return max((c.compute_s for c in self.calls), default=0.0)
-
-
-@dataclass(frozen=True)
-class MessageRecord:
-    """One logged message."""
-
-    round: int
-    phase: str
-    sender: str
-    receiver: str
-    type: str
-    nbytes: int
-    fields: tuple[tuple[str, int], ...]
-    time_s: float
 
 
 class InProcessTransport:
@@ -193,54 +153,6 @@ def check_ray_address(address: str, timeout_s: float = 3.0) -> None:
             "`ray start --head` and pass the address it prints, or leave out --address to run "
             "on an embedded local instance"
         ) from None
-
-
-def estimate_costs(specs: Sequence[AgentSpec]) -> dict[str, float]:
-    """Relative solve time per call of each agent, for balancing the ``pool`` layout.
-
-    When any spec has a ``cost_hint``, the hints are used and an agent without one counts
-    as their mean. Otherwise each agent's cost is the pickled size of its private data
-    (the bytes Ray sends to build it), a proxy for the size of its model: on T118D20 it
-    gives the TSO (case118) about 2.1 times a 33-bus DSO, whose measured solve times
-    differ by about 3.
-    """
-    for s in specs:
-        if s.cost_hint is not None and not s.cost_hint > 0:
-            raise ValueError(f"agent {s.name!r}: cost_hint must be positive, got {s.cost_hint!r}")
-    hints = [float(s.cost_hint) for s in specs if s.cost_hint is not None]
-    if hints:
-        mean = sum(hints) / len(hints)
-        return {s.name: float(s.cost_hint) if s.cost_hint is not None else mean for s in specs}
-    out = {}
-    for s in specs:
-        try:
-            out[s.name] = float(len(pickle.dumps(s.kwargs, protocol=pickle.HIGHEST_PROTOCOL)))
-        except Exception:  # not picklable here (Ray will say so when it ships it): count it as average
-            out[s.name] = 0.0
-    known = [c for c in out.values() if c > 0]
-    fill = sum(known) / len(known) if known else 1.0
-    return {n: (c if c > 0 else fill) for n, c in out.items()}
-
-
-def partition_lpt(costs: dict[str, float], bins: int) -> list[list[str]]:
-    """Longest processing time first: agents by decreasing cost, each to the least-loaded bin.
-
-    Deterministic: ties in cost keep the given order, ties in load go to the lower bin.
-    Within a bin the agents keep the given order. Returns ``min(bins, len(costs))``
-    non-empty bins; the largest load is at most 4/3 of the optimum (Graham 1969).
-    """
-    if bins < 1:
-        raise ValueError(f"bins must be at least 1, got {bins}")
-    names = list(costs)
-    k = min(bins, len(names))
-    loads = [0.0] * k
-    members: list[list[str]] = [[] for _ in range(k)]
-    for name in sorted(names, key=lambda n: -costs[n]):  # sorted() is stable
-        b = min(range(k), key=lambda i: (loads[i], i))
-        loads[b] += costs[name]
-        members[b].append(name)
-    order = {n: i for i, n in enumerate(names)}
-    return [sorted(m, key=order.__getitem__) for m in members]
 
 
 #: Restarts of a dead actor (and retries of its call) before the run fails.
@@ -453,82 +365,6 @@ def _first_cpus(n: int) -> tuple[int, ...] | None:
         return None
     cpus = sorted(os.sched_getaffinity(0))
     return tuple(cpus[: max(1, n)])
-
-
-@dataclass
-class RunStats:
-    """Everything the runtime measured in one run."""
-
-    phases: list[PhaseRecord] = field(default_factory=list)
-    messages: list[MessageRecord] = field(default_factory=list)
-    violations: int = 0  #: messages refused by the audit (each also raised an error)
-    restarts: dict[str, int] = field(default_factory=dict)  #: agent -> restarts after its process died
-    faults_fired: list[str] = field(default_factory=list)  #: injected faults that fired
-
-    def critical_path_s(self) -> float:
-        return sum(p.critical_s for p in self.phases)
-
-    def messaging_s(self) -> float:
-        return sum(p.messaging_s for p in self.phases)
-
-    def process_critical_path_s(self, groups: Sequence[Sequence[str]]) -> float:
-        """Per phase, the largest summed compute of the agents that share a process; summed over phases.
-
-        ``groups``: the agents of each process (``Runtime.groups``). It is the wall time the
-        run would take with one core per process and free messages: the serial run's total
-        compute with one group, :meth:`critical_path_s` with one agent per group, and for
-        the pool layout the bound its balance allows on ``workers`` dedicated cores. CPU
-        times, so other load on the machine barely moves it.
-        """
-        process_of = {n: k for k, g in enumerate(groups) for n in g}
-        total = 0.0
-        for p in self.phases:
-            load: dict[int, float] = {}
-            for c in p.calls:
-                k = process_of.get(c.agent, -1)
-                load[k] = load.get(k, 0.0) + c.compute_s
-            total += max(load.values(), default=0.0)
-        return total
-
-    def compute_by_agent(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for p in self.phases:
-            for c in p.calls:
-                out[c.agent] = out.get(c.agent, 0.0) + c.compute_s
-        return out
-
-    def message_summary(self) -> dict:
-        by_type: dict[str, dict[str, int]] = {}
-        for m in self.messages:
-            entry = by_type.setdefault(m.type, {"count": 0, "bytes": 0})
-            entry["count"] += 1
-            entry["bytes"] += m.nbytes
-        return {
-            "count": len(self.messages),
-            "bytes": sum(m.nbytes for m in self.messages),
-            "by_type": by_type,
-        }
-
-    def privacy_report(self, protocol) -> dict:
-        """result.json's ``privacy`` section: messages audited, refusals, the protocol's
-        declared routes and the per-link audit."""
-        return {
-            "audited": len(self.messages),
-            "violations": self.violations,
-            "protocol": protocol.name,
-            "declared": protocol.describe(),
-            "links": self.audit_report(),
-        }
-
-    def audit_report(self) -> dict:
-        """Per link (sender -> receiver): message types, fields and bytes."""
-        links: dict[str, dict] = {}
-        for m in self.messages:
-            link = links.setdefault(f"{m.sender}->{m.receiver}", {"count": 0, "bytes": 0, "types": {}})
-            link["count"] += 1
-            link["bytes"] += m.nbytes
-            link["types"].setdefault(m.type, {"fields": dict(m.fields)})
-        return links
 
 
 class Runtime:
