@@ -190,7 +190,6 @@ class _PlannerBase:
         A = len(self.aggregators)
         self.n_x = (1 + A) * S
         self.lin = cp.Parameter(self.n_x, name="lambda_minus_rho_z")  # already multiplied by omega
-        self.rho_w = cp.Parameter(self.n_x, nonneg=True, name="rho_times_omega")
         self.prox_w = cp.Parameter(self.n_x, nonneg=True, name="rho1_times_omega")
         self.z_prox = cp.Parameter(self.n_x, name="z")
         self.milp = None
@@ -239,7 +238,6 @@ class _PlannerBase:
 
     def _price_only(self) -> None:
         self.lin.value = np.zeros(self.n_x)
-        self.rho_w.value = np.zeros(self.n_x)
         self.prox_w.value = np.zeros(self.n_x)
         self.z_prox.value = np.zeros(self.n_x)
 
@@ -275,7 +273,6 @@ class _PlannerBase:
     def _set_admm_terms(self, lam: np.ndarray, z: np.ndarray, rho: float, prox: float) -> None:
         w = self.w_x
         self.lin.value = w * lam
-        self.rho_w.value = np.zeros(self.n_x)
         self.prox_w.value = w * prox
         self.z_prox.value = z
 
