@@ -10,7 +10,6 @@ from agents.common import incidence_columns
 from agents.planner_base import (
     DistributionPlannerData,
     FlexBlock,
-    FlexInput,
     ZONE_D_BUS,
     _PlannerBase,
 )
@@ -62,7 +61,7 @@ class DistributionPlannerAgent(_PlannerBase):
         self.shed = cp.Variable((n, S), nonneg=True, name="shed_mw")
         self.actual_draw = cp.Variable(S, name="actual_draw_mw")
         for a in self.aggregators:
-            flex = FlexInput.from_message(models[a])
+            flex = models[a]
             self.blocks[a] = FlexBlock(flex, self.weight_h, np.ones(n), f"{a}")
 
     def continuous_constraints(self) -> list:

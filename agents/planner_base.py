@@ -103,32 +103,10 @@ class DistributionPlannerData:
     settings: ExpansionSettings = ExpansionSettings()
 
 
-@dataclass
-class FlexInput:
-    """An aggregated model (4)-(9) as the planner keeps it (from an AggregatedFlexModel)."""
-
-    zone_system: np.ndarray
-    zone_bus: np.ndarray
-    baseline_mw: np.ndarray
-    lower_mw: np.ndarray
-    upper_mw: np.ndarray
-    weight: np.ndarray
-    cost_usd_per_mwh: np.ndarray
-    has_zone0: bool
-    zone0_lower_mw: np.ndarray
-    zone0_upper_mw: np.ndarray
-    zone0_weight: float
-    zone0_cost_usd_per_mwh: float
-
-    @classmethod
-    def from_message(cls, m) -> "FlexInput":
-        return cls(**{k: getattr(m, k) for k in cls.__dataclass_fields__})
-
-
 class FlexBlock:
     """One aggregator's zone variables, bounds (Parameters), (12)-(14) and the cost (15) terms."""
 
-    def __init__(self, flex: FlexInput, weight_h: np.ndarray, cost_weight: np.ndarray, name: str):
+    def __init__(self, flex: AggregatedFlexModel, weight_h: np.ndarray, cost_weight: np.ndarray, name: str):
         Z, S = flex.baseline_mw.shape
         self.flex = flex
         self.tau = cp.Variable((Z, S), name=f"tau_{name}")
@@ -150,7 +128,7 @@ class FlexBlock:
         alpha = flex.cost_usd_per_mwh
         self.cost = cp.sum(cp.multiply(self.abs_tau @ weight_h, cp.multiply(cost_weight, alpha)))  # (15) / (20)
 
-    def set_model(self, flex: FlexInput) -> None:
+    def set_model(self, flex: AggregatedFlexModel) -> None:
         self._set(flex.lower_mw, flex.upper_mw, flex.zone0_lower_mw, flex.zone0_upper_mw)
 
     def fix(self, m: FixedRegulation) -> None:
@@ -294,7 +272,7 @@ class _PlannerBase:
             if isinstance(m, FixedRegulation):
                 self.blocks[m.sender].fix(m)
             elif isinstance(m, AggregatedFlexModel):
-                self.blocks[m.sender].set_model(FlexInput.from_message(m))
+                self.blocks[m.sender].set_model(m)
 
     def x_value(self) -> np.ndarray:
         return np.asarray(self.x_expr.value, dtype=float)

@@ -13,7 +13,6 @@ from agents.planner_base import (
     ZONE_T_BUS,
     DistributionPlannerData,
     FlexBlock,
-    FlexInput,
     TransmissionPlannerData,
 )
 from agents.transmission_planner import TransmissionPlannerAgent
@@ -26,7 +25,6 @@ __all__ = [
     "DistributionPlannerAgent",
     "DistributionPlannerData",
     "FlexBlock",
-    "FlexInput",
     "TransmissionPlannerAgent",
     "TransmissionPlannerData",
 ]

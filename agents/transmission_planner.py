@@ -10,7 +10,6 @@ from agents.common import incidence_columns
 from agents.planner_base import (
     FREE_DRAW_LIMIT_MW,
     FlexBlock,
-    FlexInput,
     TransmissionPlannerData,
     ZONE_FEEDER,
     ZONE_T_BUS,
@@ -70,7 +69,7 @@ class TransmissionPlannerAgent(_PlannerBase):
         zs, zb = self.scope_zones()
         feeder_zone = len(zs) - 1
         for a in self.aggregators:
-            flex = FlexInput.from_message(models[a])
+            flex = models[a]
             cw = cp.hstack([np.ones(feeder_zone), cp.reshape(self.feeder_zone_cost, (1,), order="C")])
             self.blocks[a] = FlexBlock(flex, self.weight_h, cw, f"{a}")
         self.feeder_zone = feeder_zone

@@ -48,7 +48,21 @@ class CallOutcome(NamedTuple):
     pid: int  #: the process that ran the call (a changed pid reveals a restart)
 
 
-class AgentHost:
+class _ProcessInfo:
+    """What the runtime asks any host process: alive, its pid, its node."""
+
+    def ready(self) -> bool:
+        return True
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def node(self) -> str:
+        """The node this process runs on: its raylet's process id under Ray, else "local"."""
+        return os.environ.get("RAY_RAYLET_PID", "local")
+
+
+class AgentHost(_ProcessInfo):
     """Holds one agent; see the module docstring."""
 
     def __init__(
@@ -68,16 +82,6 @@ class AgentHost:
         self.last_seq = -1
         self.last_outcome: CallOutcome | None = None
         self.restored = self._restore()
-
-    def ready(self) -> bool:
-        return True
-
-    def pid(self) -> int:
-        return os.getpid()
-
-    def node(self) -> str:
-        """The node this agent runs on: its raylet's process id under Ray, else "local"."""
-        return os.environ.get("RAY_RAYLET_PID", "local")
 
     def invoke(self, method: str, inbox: tuple, seq: int = -1, round_: int = 0) -> CallOutcome:
         """Run ``agent.method(inbox)`` as call number ``seq`` of protocol round ``round_``."""
@@ -116,7 +120,7 @@ class AgentHost:
         return True
 
 
-class PoolHost:
+class PoolHost(_ProcessInfo):
     """One process (one Ray actor) holding the :class:`AgentHost` of one or several agents.
 
     ``members`` is a tuple of ``(name, factory, kwargs)``, one per agent. A phase sends
@@ -141,16 +145,6 @@ class PoolHost:
         pin_thread(cpu_set)
         self.hosts = {name: AgentHost(factory, kwargs, None, name, state_dir, faults) for name, factory, kwargs in members}
         self.current: str | None = None  #: the agent whose call runs now (for timeout messages)
-
-    def ready(self) -> bool:
-        return True
-
-    def pid(self) -> int:
-        return os.getpid()
-
-    def node(self) -> str:
-        """The node this pool runs on: its raylet's process id under Ray, else "local"."""
-        return os.environ.get("RAY_RAYLET_PID", "local")
 
     def restored(self) -> dict[str, bool]:
         """For each hosted agent: whether it resumed from a checkpoint when this process started."""
