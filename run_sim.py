@@ -21,6 +21,9 @@ import sys
 from pathlib import Path
 
 EXIT_BAD_INPUT, EXIT_SOLVE, EXIT_RUNTIME, EXIT_NOT_CONVERGED = 2, 3, 4, 5
+#: Scenarios whose cases 1-7 run the DRO-ARO TSO-DSO-EVCS protocol (issue 3), and its runner module.
+ROBUST_SCENARIOS = ("t30d2", "t118d10")
+ROBUST_RUNNER = "coordination.robust_session"
 
 
 def _int_at_least(minimum: int):
@@ -77,9 +80,36 @@ def build_parser() -> argparse.ArgumentParser:
                         "drop:SENDER@ROUND, dup:SENDER@ROUND (see docs/runtime.md)")
     p.add_argument("--noise", default=None, metavar="KIND:SCALE_MW",
                    help="noise on every boundary message: laplace:B or gaussian:SIGMA, in MW (privacy testing)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="t30d2/t118d10 cases 1-7: override a setting, repeatable, e.g. --set radius_tso=5 "
+                        "(fields of scenarios.tso_dso_evcs.RobustSettings and rho_usd_per_mw2h, adaptive, eps_abs, "
+                        "eps_rel, mu, tau; see docs/tso_dso_evcs.md)")
     p.add_argument("--quiet", action="store_true", help="no per-iteration progress lines")
     p.add_argument("--list", action="store_true", help="list the scenarios and their cases, then exit")
     return p
+
+
+def parse_settings(items: list[str]) -> dict:
+    """``KEY=VALUE`` strings to a dict; values become bool, int or float where they read as one."""
+    out: dict = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: write KEY=VALUE, e.g. --set radius_tso=5")
+        low = text.strip().lower()
+        if low in ("true", "false"):
+            value: object = low == "true"
+        else:
+            try:
+                value = int(text)
+            except ValueError:
+                try:
+                    value = float(text)
+                except ValueError:
+                    value = text.strip()
+        out[key] = value
+    return out
 
 
 def _fail(code: int, message: str) -> int:
@@ -90,7 +120,9 @@ def _fail(code: int, message: str) -> int:
 def _list_scenarios() -> None:
     from scenarios import PROTOCOL_SCENARIOS, SCENARIOS
 
-    for name, entry in [*SCENARIOS.items(), *PROTOCOL_SCENARIOS.items()]:
+    from scenarios.library import robust_entry
+
+    for name, entry in [*SCENARIOS.items(), *PROTOCOL_SCENARIOS.items(), *((n, robust_entry(n)) for n in ROBUST_SCENARIOS)]:
         print(f"{name}: {entry.description}")
         for case, text in entry.cases.items():
             default = " (default)" if case == entry.default_case else ""
@@ -161,12 +193,17 @@ def _run_protocol_scenario(args, entry) -> int:
             if given:
                 raise ScenarioError(f"{flag} applies to the TSO-DSO ADMM scenarios, not to {args.scenario!r}")
         case = check_case(args.scenario, args.case, entry.cases, entry.default_case)
-        prepared = runner.prepare(case, args.seed if args.seed is not None else 0, args.max_iterations)
+        extra = {}
+        if entry.runner == ROBUST_RUNNER:
+            extra = {"scenario": args.scenario, "overrides": parse_settings(args.settings)}
+        elif args.settings:
+            raise ScenarioError(f"--set applies to the t30d2/t118d10 cases 1-7, not to {args.scenario!r}")
+        prepared = runner.prepare(case, args.seed if args.seed is not None else 0, args.max_iterations, **extra)
         if args.address:
             if args.mode != "ray":
                 raise ScenarioError("--address needs --mode ray (serial runs use no cluster)")
             check_ray_address(args.address)
-    except (ScenarioError, NetworkDataError, RuntimeErrorBase) as exc:
+    except (ScenarioError, NetworkDataError, RuntimeErrorBase, ValueError) as exc:
         return _fail(EXIT_BAD_INPUT, str(exc))
 
     out_dir = Path(args.out or os.path.join("results", f"{args.scenario}-{case}"))
@@ -202,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.scenario in PROTOCOL_SCENARIOS:
         return _run_protocol_scenario(args, PROTOCOL_SCENARIOS[args.scenario])
+    if args.scenario in ROBUST_SCENARIOS and args.case not in (None, "deterministic"):
+        from scenarios.library import robust_entry
+
+        return _run_protocol_scenario(args, robust_entry(args.scenario))
 
     from dataclasses import replace
 

@@ -85,7 +85,8 @@ from agents.virtual_storage import (  # noqa: F401  (re-exported)
     sample_paths,
     session_power_caps_kw,
 )
-from coordination.evcs_messages import ClearedCapacity, DeclaredCapacity, EVCSBaseline, IncentivePrices
+from coordination.evcs_messages import ClearedCapacity, DeclaredCapacity, EVCSBandReport, EVCSBaseline, IncentivePrices
+from coordination.runtime import COORDINATOR
 
 #: Time-of-use tariff, $/MWh, hour 0 = 0:00-1:00: off-peak 0-7 h and 23-24 h, peak 17-21 h.
 DEFAULT_TOU_USD_PER_MWH = (
@@ -502,6 +503,17 @@ class EVCSAgent:
             return 0.0
         up, dn = self.prices_usd_per_mw_h
         return float(up @ self.cleared.up_kw + dn @ self.cleared.dn_kw) / KW_PER_MW
+
+    def report_band(self, inbox: tuple = ()) -> EVCSBandReport:
+        """Its baseline and its declared and cleared band, for the coordinator's plots (MW)."""
+        self._need_baseline("report_band")
+        zero = np.zeros(self.data.horizon_h)
+        dec, clr = self.declared, self.cleared
+        return EVCSBandReport(
+            self.name, COORDINATOR, self.baseline_kw / KW_PER_MW,
+            (dec.up_kw if dec else zero) / KW_PER_MW, (dec.dn_kw if dec else zero) / KW_PER_MW,
+            (clr.up_kw if clr else zero) / KW_PER_MW, (clr.dn_kw if clr else zero) / KW_PER_MW,
+        )
 
     # -- stage 3 helper -------------------------------------------------------------------
 

@@ -83,3 +83,15 @@ EVCS_ROUTES = routes(
     (DeclaredCapacity, "evcs", "dso"),
     (ClearedCapacity, "dso", "evcs"),
 )
+
+
+@dataclass(frozen=True)
+class EVCSBandReport(Message):
+    """EVCS -> coordinator, after the run: its baseline and its declared and cleared band (MW),
+    for the adjustment-band plot. Only the station's own schedule and band, no session data."""
+
+    baseline_mw: np.ndarray
+    declared_up_mw: np.ndarray
+    declared_dn_mw: np.ndarray
+    cleared_up_mw: np.ndarray
+    cleared_dn_mw: np.ndarray

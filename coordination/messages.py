@@ -283,3 +283,85 @@ class DCAGameReport(Message):
     bill_usd: float
     p_kw: np.ndarray  #: (S, T)
     work_kw: np.ndarray  #: (S, T) workload placed at each site (kW of IT capacity)
+
+
+# --- Messages of the DRO-ARO TSO-DSO ADMM (coordination/robust_admm.py) -------------------
+
+
+@dataclass(frozen=True)
+class ReserveProposal(Message):
+    """DSO -> TSO: the DSO's copy of the shared boundary variables, one value per hour.
+
+    ``p_mw`` is the boundary power drawn by the feeder, ``up_mw``/``dn_mw`` the boundary
+    up/down reserves (up lowers the draw). The first proposal (stage 1) is the baseline,
+    with zero reserves.
+    """
+
+    iteration: int
+    p_mw: np.ndarray
+    up_mw: np.ndarray
+    dn_mw: np.ndarray
+
+
+@dataclass(frozen=True)
+class ReserveUpdate(Message):
+    """TSO -> DSO: consensus values z, the DSO's multipliers lambda^D and the penalty rho,
+    for boundary power and up and down reserve."""
+
+    iteration: int
+    consensus_p_mw: np.ndarray
+    consensus_up_mw: np.ndarray
+    consensus_dn_mw: np.ndarray
+    multiplier_p_usd_per_mwh: np.ndarray
+    multiplier_up_usd_per_mw_h: np.ndarray
+    multiplier_dn_usd_per_mw_h: np.ndarray
+    rho_usd_per_mw2h: float
+
+
+@dataclass(frozen=True)
+class RobustCostReport(Message):
+    """Agent -> coordinator: own cost and outcome of a robust agent at its current plan.
+
+    ``cost_usd`` = ``first_stage_usd`` + ``worst_expected_recourse_usd`` (ADMM terms
+    excluded). Expected figures are under the empirical distribution with no TSO
+    requirement; worst figures are over the wind scenarios and, for a DSO, the worst
+    requirement of the budgeted set (MWh over the horizon).
+    """
+
+    cost_usd: float
+    first_stage_usd: float
+    worst_expected_recourse_usd: float
+    curtailment_expected_mwh: float
+    shedding_expected_mwh: float
+    curtailment_worst_mwh: float
+    shedding_worst_mwh: float
+    violation_worst_mwh: float
+    ccg_master_solves: int
+    ccg_inner_solves: int
+    ccg_outer_solves: int
+    ccg_history: np.ndarray  #: (n_solves, 3): master, inner and outer solves of each C&CG run (one per ADMM iteration)
+
+
+@dataclass(frozen=True)
+class LineLoadingReport(Message):
+    """TSO -> coordinator: day-ahead line loading |flow| / rating over the rated lines.
+
+    ``max_loading`` over lines and hours, ``avg_loading`` the mean over lines and hours,
+    ``most_loaded_line`` the branch position of the line with the largest loading and
+    ``most_loaded_line_hourly`` its loading per hour (T,).
+    """
+
+    max_loading: float
+    avg_loading: float
+    most_loaded_line: int
+    most_loaded_line_hourly: np.ndarray
+
+
+@dataclass(frozen=True)
+class BoundaryPlanReport(Message):
+    """TSO -> coordinator: the consensus boundary plan z (K, T) and the current penalty rho."""
+
+    p_mw: np.ndarray
+    up_mw: np.ndarray
+    dn_mw: np.ndarray
+    rho_usd_per_mw2h: float

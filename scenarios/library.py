@@ -161,6 +161,19 @@ PROTOCOL_SCENARIOS: dict[str, ProtocolScenarioEntry] = {
 }
 
 
+def robust_entry(name: str) -> ProtocolScenarioEntry:
+    """Cases 1-7 of t30d2 / t118d10: the DRO-ARO TSO-DSO-EVCS protocol (issue 3)."""
+    from .tso_dso_evcs import CASES
+
+    return ProtocolScenarioEntry(
+        "coordination.robust_session",
+        dict(CASES),
+        "4",
+        f"{SCENARIOS[name].description}: TSO-DSO-EVCS coordination, DRO wind and ARO requirement, "
+        "ADMM over boundary power and reserves with nested C&CG",
+    )
+
+
 def check_case(name: str, case: str | None, cases: dict[str, str], default_case: str) -> str:
     """``case`` or the default, refused with the list of cases when unknown."""
     case = case or default_case

@@ -1,0 +1,82 @@
+"""Column-and-constraint generation (C&CG) driver shared by the robust TSO and DSO agents.
+
+A robust agent's problem is ``min_x c(x) + max_{uncertainty} Q(x, .)``. Its *master*
+replaces the inner max by an estimate ``eta`` bounded below by cuts for the worst cases
+found so far (wind distributions for the outer loop; TSO requirements for the DSO's
+inner loop). Each cut lives in a fixed slot of cvxpy Parameters, so the master is
+compiled once and re-solved (agents/solver.py); unused slots hold a member of the
+uncertainty set and cut nothing off.
+
+A :class:`RobustProblem` exposes its first-stage shared variables, constraints and cost
+(first stage + eta) and a :meth:`RobustProblem.separate` that reads the master's current
+solution, solves the subproblems and writes new cuts. :func:`solve_with_cuts` alternates
+the two until no cut is added: then the master's estimate equals the worst case within
+the tolerance, and the first stage is optimal for the robust problem (plus whatever
+terms, such as ADMM's, the compiled objective adds).
+
+The same problems joined in one master give the centralized solve
+(coordination/robust_centralized.py); kept across ADMM iterations, their cuts stay valid,
+because each cut is a member of the uncertainty set, not a function of the iterate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import cvxpy as cp
+
+from agents.solver import CompiledModel
+
+
+@dataclass(frozen=True)
+class CutReport:
+    """What one separation found at the master's current first stage."""
+
+    added: int  #: cuts written into the master (0: the estimate is exact within tolerance)
+    master_estimate_usd: float  #: eta (the master's estimate of the worst-case expected recourse)
+    worst_case_usd: float  #: the true worst-case expected recourse at this first stage
+    inner_solves: int = 0  #: inner-loop subproblems solved (DSO: requirement MILPs)
+    outer_solves: int = 0  #: outer-loop subproblems solved (worst-distribution LPs)
+
+
+class RobustProblem(Protocol):
+    """What the C&CG driver and the centralized solve need from a robust agent model."""
+
+    shared: dict[str, cp.Variable]  #: "p_mw", "up_mw", "dn_mw": the agent's copies of the boundary variables
+    constraints: list  #: first stage, cut slots and recourse copies of the master
+    cost: cp.Expression  #: first-stage cost + eta
+
+    def separate(self) -> CutReport: ...
+
+
+@dataclass
+class CCGRun:
+    """One C&CG run: master solves, subproblem counts, bounds."""
+
+    converged: bool
+    master_solves: int
+    cuts_added: int
+    inner_solves: int
+    outer_solves: int
+    gap_usd: float  #: worst case minus the master's estimate at the last first stage (>= 0 up to tolerance)
+    history: list[CutReport] = field(default_factory=list)
+
+
+def solve_with_cuts(model: CompiledModel, problems: list, max_iterations: int) -> CCGRun:
+    """Solve ``model`` (whose constraints include the problems' masters) until no cut is added."""
+    run = CCGRun(False, 0, 0, 0, 0, float("inf"))
+    for _ in range(max_iterations):
+        model.solve()
+        run.master_solves += 1
+        reports = [p.separate() for p in problems]
+        run.history.extend(reports)
+        added = sum(r.added for r in reports)
+        run.cuts_added += added
+        run.inner_solves += sum(r.inner_solves for r in reports)
+        run.outer_solves += sum(r.outer_solves for r in reports)
+        run.gap_usd = sum(r.worst_case_usd - r.master_estimate_usd for r in reports)
+        if added == 0:
+            run.converged = True
+            break
+    return run

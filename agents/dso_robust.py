@@ -1,0 +1,524 @@
+"""The robust DSO of the DRO-ARO framework: three stages, nested C&CG (MODELS.md section 1).
+
+Stage 1 (:meth:`DSORobustAgent.collect_baselines`): the EVCS baselines ``b_i`` arrive; the
+boundary baseline is ``P0_t = sum loads + sum_i b_i - sum wind forecast`` (lossless
+LinDistFlow: the root injection is the sum of the net bus demands), and the feeder is
+checked at the forecast (:func:`agents.dso_recourse.check_forecast`). Stage 2: incentive
+prices out, :class:`DeclaredCapacity` in (``U_i, D_i`` per hour, ``CU_i, CD_i``
+cumulative); flexibility ``"none"`` treats every declaration as zero.
+
+The DSO's problem (:class:`DSOProblem`, a :class:`agents.ccg.RobustProblem`)::
+
+    min  sum_t pi_up_t sum_i u_it + pi_dn_t sum_i d_it                 (first stage)
+         + max_{q in Wasserstein ball} sum_j q_j max_{f in F(Rup, Rdn)} Q(x, xi_j, f)
+    s.t. 0 <= u_i <= U_i, 0 <= d_i <= D_i, Rup <= sum_i u_i, Rdn <= sum_i d_i,
+         -limit <= P - Rup, P + Rdn <= limit (the deployed draw stays within the
+         substation limit); flexibility "dso": P = P0 (``p_fixed``), Rup = Rdn = 0
+
+with the requirement set ``F = {f_t = Rup_t a_up_t - Rdn_t a_dn_t : a binary,
+a_up + a_dn <= 1, sum(a_up + a_dn) <= Gamma}`` and the recourse ``Q`` of
+:mod:`agents.dso_recourse`. The master keeps, per wind scenario j, ``requirement_slots``
+binary patterns (Parameters) each with its own recourse copy whose cost bounds
+``theta_j`` from below, and ``distribution_slots`` distributions with
+``eta >= q_l @ theta``. A pattern enters its copy as ``f = a_up * Rup - a_dn * Rdn``,
+affine in the first stage, so a pattern cut stays valid whatever Rup/Rdn become (across
+ADMM iterations too). :meth:`DSOProblem.separate` runs the inner loop (the dual MILP of
+:mod:`agents.requirement_milp` per scenario) and then the outer loop
+(:func:`agents.wasserstein.worst_case_distribution` on the exact Q_j).
+
+Addition to the lead's design (MODELS.md fixes only the column slots): every inner solve
+also yields a dual solution (lam, mu) of the recourse LP at the worst pattern, and
+``theta_j >= -r_ub(x) @ lam + r_eq(x, pattern) @ mu`` is a valid, x-affine lower bound for
+that pattern at *every* first stage (a Benders cut, tight where it was computed). These
+cuts live in ``BENDERS_SLOTS`` Parameter rows per scenario and cost almost nothing in the
+master. Without them, a few column slots per scenario made C&CG cycle (evicted patterns
+came back) on the 11-station, K = 5 feeder; with them an evicted pattern keeps its cuts.
+
+Glossary: ``p_mw`` -> P^D_t, ``up_mw``/``dn_mw`` -> R^up,D_t / R^dn,D_t,
+``cleared_up_mw``/``cleared_dn_mw`` -> u_i,t / d_i,t (R^up,c / R^dn,c of the EVCS),
+``theta`` -> theta_j, ``eta`` -> eta (the outer estimate), ``a_up``/``a_dn`` -> the
+pattern of the requirement f, ``incentive_*`` -> pi^up_t / pi^dn_t.
+"""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from agents.ccg import CCGRun, CutReport, solve_with_cuts
+from agents.dso_inputs import (  # noqa: F401  (re-exported for the protocol code)
+    boundary_baseline_mw,
+    check_forecast,
+    declarations_from_messages,
+    validate_dso_robust_data,
+)
+from agents.dso_recourse import Declarations, DSOInfeasibleError, build_recourse
+from agents.requirement_milp import RecourseInfeasibleError, solve_recourse, worst_requirement
+from agents.robust_data import DSORobustData
+from agents.solver import CompiledModel
+from agents.wasserstein import ball_constraints, scenario_distances_mw, worst_case_distribution
+from coordination.admm_math import linear_coefficient
+from coordination.evcs_messages import ClearedCapacity, DeclaredCapacity, EVCSBaseline, IncentivePrices
+from coordination.messages import ReserveProposal, ReserveUpdate, RobustCostReport
+from coordination.runtime import COORDINATOR
+
+#: Master solver. HiGHS through cvxpy fails on this QP (its active-set QP solver stops on
+#: degeneracy), so the master is solved with Clarabel (interior point).
+MASTER_SOLVER = "CLARABEL"
+#: Clarabel options of the master: the project's tight tolerances; iterative refinement off
+#: (it doubled the time per iteration on the K = 5, 11-station master; objective within 1e-9).
+MASTER_SOLVER_OPTIONS = {"tol_feas": 1e-8, "tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "iterative_refinement_enable": False}
+#: Dual (Benders) cut slots per wind scenario; see DSOProblem.
+BENDERS_SLOTS = 24
+#: Two patterns / distributions closer than this are the same cut.
+SAME_CUT_TOL = 1e-9
+
+
+class DSOProblem:
+    """The robust DSO master (first stage, pattern and distribution slots, recourse copies)."""
+
+    def __init__(self, data: DSORobustData, baselines_mw: np.ndarray, declared: Declarations):
+        validate_dso_robust_data(data)
+        self.data = data
+        self.name = data.name
+        T, E = data.horizon_h, len(data.evcs_names)
+        self.baselines_mw = np.asarray(baselines_mw, dtype=float)
+        self.declared = declared
+        self.scenarios_mw = np.asarray(data.wind_scenarios_mw, dtype=float)
+        K = self.scenarios_mw.shape[0]
+        self.distances_mw = scenario_distances_mw(self.scenarios_mw)
+        self.recourse = rec = build_recourse(data, self.baselines_mw, declared)
+        self.p0_mw = boundary_baseline_mw(data, self.baselines_mw)
+        flex, budget = data.flexibility, data.uncertainty.requirement_budget_h
+        self.requirements_possible = flex == "both" and budget > 0 and bool(np.any(declared.up_mw + declared.dn_mw > 0))
+
+        p = cp.Variable(T, name="dso_p_mw")
+        up = cp.Variable(T, nonneg=True, name="dso_up_mw")
+        dn = cp.Variable(T, nonneg=True, name="dso_dn_mw")
+        u = cp.Variable((E, T), nonneg=True, name="cleared_up_mw")
+        d = cp.Variable((E, T), nonneg=True, name="cleared_dn_mw")
+        self.shared = {"p_mw": p, "up_mw": up, "dn_mw": dn}
+        self.cleared_up_mw, self.cleared_dn_mw = u, d
+        self.p_fixed = cp.Parameter(T, name="dso_p_fixed_mw", value=self.p0_mw.copy())
+        lim = float(data.boundary_limit_mw)
+        cons = [
+            u <= declared.up_mw, d <= declared.dn_mw,
+            up <= cp.sum(u, axis=0), dn <= cp.sum(d, axis=0),
+            p - up >= -lim, p + dn <= lim,
+        ]
+        if flex in ("dso", "none"):  # cases 2 and 3: TSO and DSO apart, boundary at its baseline
+            cons += [p == self.p_fixed, up == 0, dn == 0]
+        self.first_stage_cost = (
+            np.asarray(data.incentive_up_usd_per_mw_h, float) @ cp.sum(u, axis=0)
+            + np.asarray(data.incentive_dn_usd_per_mw_h, float) @ cp.sum(d, axis=0)
+        )
+        x = {"p_mw": p, "up_mw": up, "dn_mw": dn, "u_mw": u, "d_mw": d}
+
+        # slots: distributions (outer) and requirement patterns per scenario (inner)
+        L = 1 if data.uncertainty.wind_model == "so" else data.ccg.distribution_slots
+        M = data.ccg.requirement_slots if self.requirements_possible else min(1, data.ccg.requirement_slots)
+        self.theta = cp.Variable(K, name="dso_theta_usd")
+        self.eta = cp.Variable(name="dso_eta_usd")
+        self.dist_slots = cp.Parameter((L, K), nonneg=True, name="dso_distribution_slots", value=np.full((L, K), 1.0 / K))
+        self.dist_used = 0
+        cons.append(self.dist_slots @ self.theta <= self.eta)
+        if data.ccg.ball == "dual":
+            u_set = data.uncertainty
+            cons += ball_constraints(self.eta, self.theta, self.distances_mw, u_set.wind_model, u_set.radius)
+        lp = rec.lp
+        nonneg_idx = np.flatnonzero(lp.nonneg)
+        hourly_cost = rec.hourly_cost_matrix()
+        m_eq = lp.a_eq.shape[0]
+        req_map = sp.csr_matrix(
+            (np.full(T, lp.requirement_coef), (lp.requirement_rows, np.arange(T))), shape=(m_eq, T)
+        )  # places requirement_coef * f_t in the boundary rows
+        self.a_up = [[cp.Parameter(T, name=f"a_up_{j}_{m}", value=np.zeros(T)) for m in range(M)] for j in range(K)]
+        self.a_dn = [[cp.Parameter(T, name=f"a_dn_{j}_{m}", value=np.zeros(T)) for m in range(M)] for j in range(K)]
+        self.req_used = [0] * K
+        # dual (Benders) cuts per scenario: theta_j >= alpha + beta @ xvec (unused: 0 >= 0, Q_j >= 0)
+        xvec = cp.hstack([p, up, dn, cp.vec(u, order="F"), cp.vec(d, order="F")])
+        nx = xvec.size
+        B = BENDERS_SLOTS
+        self.cut_alpha = [cp.Parameter(B, name=f"dso_cut_alpha_{j}", value=np.zeros(B)) for j in range(K)]
+        self.cut_beta = [cp.Parameter((B, nx), name=f"dso_cut_beta_{j}", value=np.zeros((B, nx))) for j in range(K)]
+        self.cut_used = [0] * K
+        self._xvec = xvec
+        for j in range(K):
+            cons.append(self.cut_alpha[j] + self.cut_beta[j] @ xvec <= self.theta[j])
+        self.copies: list[list[cp.Variable]] = []
+        self.copy_cost: list[list[cp.Expression]] = []
+        for j in range(K):
+            ub_expr, eq_expr = rec.rhs_expr(x, self.scenarios_mw[j])
+            const = rec.cost_constant_usd(self.scenarios_mw[j])
+            ys, costs = [], []
+            for m in range(M):
+                y = cp.Variable(lp.n_y, name=f"dso_y_{j}_{m}")
+                hourly = cp.Variable(T, name=f"dso_cost_{j}_{m}_usd")
+                f = cp.multiply(self.a_up[j][m], up) - cp.multiply(self.a_dn[j][m], dn)
+                cost_jm = cp.sum(hourly) + const
+                # the hourly split keeps the KKT system sparse (one dense cost row would fill it)
+                cons += [
+                    lp.a_ub @ y <= ub_expr,
+                    lp.a_eq @ y == eq_expr + req_map @ f,
+                    y[nonneg_idx] >= 0,
+                    hourly_cost @ y == hourly,
+                    cost_jm <= self.theta[j],
+                ]
+                ys.append(y)
+                costs.append(cost_jm)
+            self.copies.append(ys)
+            self.copy_cost.append(costs)
+        self.constraints = cons
+        self.cost = self.first_stage_cost + self.eta
+        self.cuts_added = 0
+
+    # -- the master's current first stage ---------------------------------------------------
+    def first_stage_values(self) -> dict[str, np.ndarray]:
+        vals = {k: np.asarray(v.value, dtype=float) for k, v in self.shared.items()}
+        vals["up_mw"] = np.clip(vals["up_mw"], 0.0, None)
+        vals["dn_mw"] = np.clip(vals["dn_mw"], 0.0, None)
+        vals["u_mw"] = np.clip(np.asarray(self.cleared_up_mw.value, dtype=float), 0.0, self.declared.up_mw)
+        vals["d_mw"] = np.clip(np.asarray(self.cleared_dn_mw.value, dtype=float), 0.0, self.declared.dn_mw)
+        return vals
+
+    def _worst(self, x: dict, j: int, budget: int):
+        r_ub, r_eq0 = self.recourse.rhs(x, self.scenarios_mw[j])
+        try:
+            return worst_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget), r_ub, r_eq0
+        except RecourseInfeasibleError as exc:
+            raise DSOInfeasibleError(
+                self.name, None,
+                f"the recourse of wind scenario {j} has no solution ({exc}); a hard branch limit cannot be met "
+                "even by shedding: check the EV baselines and branch ratings",
+            ) from None
+
+    def exact_worst(self, x: dict | None = None, budget: int | None = None) -> tuple[np.ndarray, list]:
+        """Q_j (the worst requirement's recourse cost, $) per scenario and the worst requirements."""
+        x = self.first_stage_values() if x is None else x
+        budget = self.data.uncertainty.requirement_budget_h if budget is None else budget
+        if self.data.flexibility != "both":
+            budget = 0
+        out = [self._worst(x, j, budget)[0] for j in range(len(self.scenarios_mw))]
+        Q = np.array([w.value_usd + self.recourse.cost_constant_usd(xi) for w, xi in zip(out, self.scenarios_mw)])
+        return Q, out
+
+    def worst_expectation(self, Q: np.ndarray) -> tuple[np.ndarray, float]:
+        u = self.data.uncertainty
+        return worst_case_distribution(Q, self.distances_mw, u.radius, u.wind_model)
+
+    # -- C&CG separation ---------------------------------------------------------------------
+    def _write_pattern(self, j: int, a_up: np.ndarray, a_dn: np.ndarray) -> bool:
+        M = len(self.a_up[j])
+        for m in range(self.req_used[j]):
+            if (np.abs(self.a_up[j][m].value - a_up).max() < SAME_CUT_TOL
+                    and np.abs(self.a_dn[j][m].value - a_dn).max() < SAME_CUT_TOL):
+                return False
+        if self.req_used[j] < M:
+            slot = self.req_used[j]
+            self.req_used[j] += 1
+        else:
+            slot = int(np.argmin([float(c.value) for c in self.copy_cost[j]]))
+        self.a_up[j][slot].value = np.asarray(a_up, dtype=float)
+        self.a_dn[j][slot].value = np.asarray(a_dn, dtype=float)
+        return True
+
+    def _write_benders(self, j: int, w, xi: np.ndarray) -> None:
+        alpha, beta = self.recourse.benders_cut(w.dual_ub, w.dual_eq, w.a_up, w.a_dn, xi)
+        a, b = np.array(self.cut_alpha[j].value), np.array(self.cut_beta[j].value)
+        if self.cut_used[j] < a.size:
+            slot = self.cut_used[j]
+            self.cut_used[j] += 1
+        else:  # the cut with the most slack at the current first stage
+            slot = int(np.argmin(a + b @ np.asarray(self._xvec.value, dtype=float)))
+        a[slot], b[slot] = alpha, beta
+        self.cut_alpha[j].value, self.cut_beta[j].value = a, b
+
+    def _write_distribution(self, q: np.ndarray) -> bool:
+        slots = np.array(self.dist_slots.value)
+        if np.any(np.abs(slots[: max(self.dist_used, 1)] - q).max(axis=1) < SAME_CUT_TOL):
+            return False
+        if self.dist_used < slots.shape[0]:
+            slot = self.dist_used
+            self.dist_used += 1
+        else:
+            slot = int(np.argmin(slots @ np.asarray(self.theta.value, dtype=float)))
+        slots[slot] = q
+        self.dist_slots.value = slots
+        return True
+
+    def separate(self) -> CutReport:
+        """Inner loop (worst requirement per scenario), then outer loop (worst distribution)."""
+        x = self.first_stage_values()
+        theta = np.asarray(self.theta.value, dtype=float)
+        eta = float(self.eta.value)
+        tol = max(self.data.ccg.tol_abs_usd, self.data.ccg.tol_rel * abs(float(self.first_stage_cost.value) + eta))
+        Q, worst = self.exact_worst(x)
+        added = 0
+        for j, w in enumerate(worst):
+            if Q[j] > theta[j] + tol:
+                self._write_benders(j, w, self.scenarios_mw[j])
+                added += 1
+                if self.requirements_possible and w.milp and self.a_up[j]:
+                    self._write_pattern(j, w.a_up, w.a_dn)
+        inner_added = added
+        q, sup = self.worst_expectation(Q)
+        if sup > eta + tol and self._write_distribution(q):
+            added += 1
+        self.last_added = (inner_added, added - inner_added)
+        self.cuts_added += added
+        self.last_worst_usd, self.last_distribution, self.last_q_usd = sup, q, Q
+        return CutReport(added, eta, sup, inner_solves=len(worst), outer_solves=1)
+
+    # -- outcome -----------------------------------------------------------------------------
+    def evaluate(self) -> dict:
+        """Outcome at the current first stage: expected figures at f = 0 under the empirical
+        distribution, worst figures at the worst requirement of ``evaluation_budget_h``."""
+        x = self.first_stage_values()
+        lp, rec = self.recourse.lp, self.recourse
+        K, T = len(self.scenarios_mw), self.data.horizon_h
+        plan_budget = self.data.uncertainty.requirement_budget_h if self.data.flexibility == "both" else 0
+        eval_budget = self.data.evaluation_budget_h if self.data.flexibility == "both" else 0
+        curt0, shed0, curt_w, shed_w, viol_w, Q = (np.zeros(K) for _ in range(6))
+        for j, xi in enumerate(self.scenarios_mw):
+            w_plan, r_ub, r_eq0 = self._worst(x, j, plan_budget)
+            Q[j] = w_plan.value_usd + rec.cost_constant_usd(xi)
+            sol0 = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, np.zeros(T)))
+            curt0[j], shed0[j] = rec.curtailment_mwh(sol0.y, xi), rec.shedding_mwh(sol0.y)
+            w_eval = w_plan if eval_budget == plan_budget else self._worst(x, j, eval_budget)[0]
+            solw = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, w_eval.f_mw))
+            curt_w[j], shed_w[j], viol_w[j] = rec.curtailment_mwh(solw.y, xi), rec.shedding_mwh(solw.y), rec.violation_mwh(solw.y)
+        _, sup = self.worst_expectation(Q)
+        return {
+            "first_stage_usd": float(self.first_stage_cost.value),
+            "worst_expected_recourse_usd": sup,
+            "curtailment_expected_mwh": float(curt0.mean()),
+            "shedding_expected_mwh": float(shed0.mean()),
+            "curtailment_worst_mwh": float(curt_w.max()),
+            "shedding_worst_mwh": float(shed_w.max()),
+            "violation_worst_mwh": float(viol_w.max()),
+            "recourse_usd": Q,
+        }
+
+    # -- cut state for checkpoints -------------------------------------------------------------
+    def cut_state(self) -> dict:
+        return {
+            "dist_slots": np.array(self.dist_slots.value), "dist_used": self.dist_used,
+            "a_up": [[np.array(p.value) for p in row] for row in self.a_up],
+            "a_dn": [[np.array(p.value) for p in row] for row in self.a_dn],
+            "req_used": list(self.req_used), "cuts_added": self.cuts_added,
+            "cut_alpha": [np.array(p.value) for p in self.cut_alpha],
+            "cut_beta": [np.array(p.value) for p in self.cut_beta], "cut_used": list(self.cut_used),
+        }
+
+    def set_cut_state(self, state: dict) -> None:
+        self.dist_slots.value = np.array(state["dist_slots"])
+        self.dist_used = int(state["dist_used"])
+        for rows, key in ((self.a_up, "a_up"), (self.a_dn, "a_dn")):
+            for params, vals in zip(rows, state[key]):
+                for p, v in zip(params, vals):
+                    p.value = np.array(v)
+        self.req_used = list(state["req_used"])
+        self.cuts_added = int(state["cuts_added"])
+        for p, v in zip(self.cut_alpha, state["cut_alpha"]):
+            p.value = np.array(v)
+        for p, v in zip(self.cut_beta, state["cut_beta"]):
+            p.value = np.array(v)
+        self.cut_used = list(state["cut_used"])
+
+    def master_size(self) -> dict:
+        n_var = sum(v.size for v in cp.Problem(cp.Minimize(self.cost), self.constraints).variables())
+        n_con = sum(c.size for c in self.constraints)
+        return {"variables": int(n_var), "constraints": int(n_con), "recourse_variables": self.recourse.lp.n_y,
+                "copies": sum(len(c) for c in self.copies)}
+
+
+def build_dso_problem(data: DSORobustData, baselines_mw: np.ndarray, declared: list[DeclaredCapacity]) -> DSOProblem:
+    """The DSO's RobustProblem from its data, the EVCS baselines (E, T) and declarations."""
+    b = np.asarray(baselines_mw, dtype=float)
+    shape = (len(data.evcs_names), data.horizon_h)
+    if b.shape != shape:
+        raise ValueError(f"DSO {data.name!r}: baselines_mw has shape {b.shape}; give one row per station and one column per hour {shape}")
+    return DSOProblem(data, b, declarations_from_messages(data, list(declared)))
+
+
+class DSORobustAgent:
+    """The robust DSO as a message-passing agent (role ``"dso"``); see the module docstring.
+
+    Stage 1 :meth:`collect_baselines` -> :class:`ReserveProposal` (iteration 0, zero
+    reserves); stage 2 :meth:`incentive_prices` -> :class:`IncentivePrices` per station,
+    :meth:`receive_declarations` builds the problem and its :class:`CompiledModel` once;
+    ADMM :meth:`solve_local` (or :meth:`solve_alone`) -> :class:`ReserveProposal`;
+    :meth:`clearing` -> :class:`ClearedCapacity` per station; :meth:`report_cost` ->
+    :class:`RobustCostReport` to the coordinator.
+    """
+
+    role = "dso"
+
+    def __init__(self, data: DSORobustData):
+        validate_dso_robust_data(data)
+        self.name = data.name
+        self.data = data
+        self.iteration = 0
+        self.baselines_mw: np.ndarray | None = None
+        self.p0_mw: np.ndarray | None = None
+        self.declarations: list[DeclaredCapacity] | None = None
+        self.problem: DSOProblem | None = None
+        self.model: CompiledModel | None = None
+        self.last_ccg: CCGRun | None = None
+        self.ccg_totals = {"master_solves": 0, "inner_solves": 0, "outer_solves": 0, "cuts_added": 0}
+        self.ccg_history: list[tuple[int, int, int]] = []  #: (master, inner, outer) solves of each C&CG run
+        self.solve_s: float = 0.0
+
+    # -- stage 1 -------------------------------------------------------------------------------
+    def collect_baselines(self, inbox: tuple) -> ReserveProposal:
+        d, T = self.data, self.data.horizon_h
+        by_sender = {m.sender: m for m in inbox if isinstance(m, EVCSBaseline)}
+        missing = [n for n in d.evcs_names if n not in by_sender]
+        if missing:
+            raise ValueError(f"DSO {self.name!r}: no EVCSBaseline from station(s) {missing}; every station must send one")
+        rows = []
+        for n in d.evcs_names:
+            a = np.asarray(by_sender[n].p_mw, dtype=float).reshape(-1)
+            if a.size != T or not np.all(np.isfinite(a)):
+                raise ValueError(f"DSO {self.name!r}: EVCSBaseline.p_mw from {n!r} has {a.size} values (finite: "
+                                 f"{bool(np.all(np.isfinite(a)))}); send {T} finite values, one per hour")
+            rows.append(a)
+        b = np.vstack(rows) if rows else np.zeros((0, T))
+        check_forecast(d, b)
+        self.baselines_mw = b
+        self.p0_mw = boundary_baseline_mw(d, b)
+        self.iteration = 0
+        z = np.zeros(T)
+        return ReserveProposal(self.name, d.tso_name, 0, self.p0_mw.copy(), z, z.copy())
+
+    # -- stage 2 -------------------------------------------------------------------------------
+    def incentive_prices(self, inbox: tuple = ()) -> list[IncentivePrices]:
+        d = self.data
+        up = np.asarray(d.incentive_up_usd_per_mw_h, dtype=float)
+        dn = np.asarray(d.incentive_dn_usd_per_mw_h, dtype=float)
+        return [IncentivePrices(self.name, n, 0, up.copy(), dn.copy()) for n in d.evcs_names]
+
+    def receive_declarations(self, inbox: tuple) -> None:
+        if self.baselines_mw is None:
+            raise RuntimeError(f"DSO {self.name!r}: declarations before baselines; run collect_baselines() first")
+        if self.problem is not None:
+            raise RuntimeError(f"DSO {self.name!r}: declarations arrived twice; the problem is built once per day")
+        declared = [m for m in inbox if isinstance(m, DeclaredCapacity)]
+        self._build(declared)
+        return None
+
+    def _build(self, declared: list[DeclaredCapacity]) -> None:
+        self.problem = build_dso_problem(self.data, self.baselines_mw, declared)
+        self.declarations = declared
+        T = self.data.horizon_h
+        self.rho = cp.Parameter(nonneg=True, name="dso_rho", value=0.0)
+        self.linear = {k: cp.Parameter(T, name=f"dso_lin_{k}", value=np.zeros(T)) for k in self.problem.shared}
+        admm = sum(self.linear[k] @ v + 0.5 * self.rho * cp.sum_squares(v) for k, v in self.problem.shared.items())
+        self.model = CompiledModel(
+            self.name,
+            cp.Problem(cp.Minimize(self.problem.cost + admm), self.problem.constraints),
+            solver=MASTER_SOLVER,
+            solver_options=MASTER_SOLVER_OPTIONS,
+            infeasible_hint="the DSO master is infeasible: check the substation limit against the boundary "
+            "baseline and the declared capacities (flexibility 'dso' fixes P to the baseline)",
+        )
+
+    # -- ADMM ----------------------------------------------------------------------------------
+    def _need_model(self, what: str) -> None:
+        if self.model is None:
+            raise RuntimeError(f"DSO {self.name!r}: {what}() before receive_declarations(); run stages 1 and 2 first")
+
+    def _solve(self) -> ReserveProposal:
+        import time
+
+        t0 = time.perf_counter()
+        run = solve_with_cuts(self.model, [self.problem], self.data.ccg.max_iterations)
+        self.solve_s = time.perf_counter() - t0
+        self.last_ccg = run
+        for k in ("master_solves", "inner_solves", "outer_solves", "cuts_added"):
+            self.ccg_totals[k] += getattr(run, k)
+        self.ccg_history.append((run.master_solves, run.inner_solves, run.outer_solves))
+        x = self.problem.first_stage_values()
+        return ReserveProposal(self.name, self.data.tso_name, self.iteration, x["p_mw"], x["up_mw"], x["dn_mw"])
+
+    def solve_local(self, inbox: tuple) -> ReserveProposal:
+        self._need_model("solve_local")
+        (update,) = [m for m in inbox if isinstance(m, ReserveUpdate)]
+        self.iteration = update.iteration
+        rho = float(update.rho_usd_per_mw2h)
+        pairs = {
+            "p_mw": (update.multiplier_p_usd_per_mwh, update.consensus_p_mw),
+            "up_mw": (update.multiplier_up_usd_per_mw_h, update.consensus_up_mw),
+            "dn_mw": (update.multiplier_dn_usd_per_mw_h, update.consensus_dn_mw),
+        }
+        T = self.data.horizon_h
+        for k, (lam, z) in pairs.items():
+            lam, z = np.asarray(lam, dtype=float).reshape(-1), np.asarray(z, dtype=float).reshape(-1)
+            if lam.size != T or z.size != T:
+                raise ValueError(f"DSO {self.name!r}: ReserveUpdate fields for {k} have {lam.size} and {z.size} values; send {T}")
+            self.linear[k].value = linear_coefficient(lam, z, rho)
+        self.rho.value = rho
+        return self._solve()
+
+    def solve_alone(self, inbox: tuple = ()) -> ReserveProposal:
+        self._need_model("solve_alone")
+        self.rho.value = 0.0
+        for p in self.linear.values():
+            p.value = np.zeros(self.data.horizon_h)
+        self.problem.p_fixed.value = self.p0_mw.copy()
+        return self._solve()
+
+    def clearing(self, inbox: tuple = ()) -> list[ClearedCapacity]:
+        self._need_model("clearing")
+        x = self.problem.first_stage_values()
+        return [
+            ClearedCapacity(self.name, n, self.iteration, x["u_mw"][i].copy(), x["d_mw"][i].copy())
+            for i, n in enumerate(self.data.evcs_names)
+        ]
+
+    def report_cost(self, inbox: tuple = ()) -> RobustCostReport:
+        self._need_model("report_cost")
+        ev = self.problem.evaluate()
+        run = self.last_ccg or CCGRun(False, 0, 0, 0, 0, float("nan"))
+        return RobustCostReport(
+            self.name, COORDINATOR,
+            ev["first_stage_usd"] + ev["worst_expected_recourse_usd"], ev["first_stage_usd"],
+            ev["worst_expected_recourse_usd"], ev["curtailment_expected_mwh"], ev["shedding_expected_mwh"],
+            ev["curtailment_worst_mwh"], ev["shedding_worst_mwh"], ev["violation_worst_mwh"],
+            run.master_solves, run.inner_solves, run.outer_solves,
+            np.array(self.ccg_history, dtype=float).reshape(-1, 3),
+        )
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def get_state(self) -> dict:
+        state = {
+            "iteration": self.iteration,
+            "baselines_mw": None if self.baselines_mw is None else self.baselines_mw.copy(),
+            "declarations": self.declarations,
+            "ccg_totals": dict(self.ccg_totals),
+            "ccg_history": list(self.ccg_history),
+            "last_ccg": self.last_ccg,
+        }
+        if self.problem is not None:
+            state["cuts"] = self.problem.cut_state()
+            state["rho"] = float(self.rho.value)
+            state["linear"] = {k: np.array(p.value) for k, p in self.linear.items()}
+        return state
+
+    def set_state(self, state: dict) -> None:
+        """Restore a restarted agent: rebuild the problem from the kept messages, then the cut slots."""
+        self.iteration = state["iteration"]
+        self.ccg_totals = dict(state["ccg_totals"])
+        self.ccg_history = list(state.get("ccg_history", []))
+        self.last_ccg = state["last_ccg"]
+        if state["baselines_mw"] is not None:
+            self.baselines_mw = np.asarray(state["baselines_mw"])
+            self.p0_mw = boundary_baseline_mw(self.data, self.baselines_mw)
+        if state["declarations"] is not None and self.problem is None:
+            self._build(list(state["declarations"]))
+        if self.problem is not None and "cuts" in state:
+            self.problem.set_cut_state(state["cuts"])
+            self.rho.value = state["rho"]
+            for k, v in state["linear"].items():
+                self.linear[k].value = v

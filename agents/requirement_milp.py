@@ -1,0 +1,267 @@
+"""The DSO's inner C&CG subproblem: the worst TSO requirement as a MILP by LP duality.
+
+The recourse problem of one wind scenario at a fixed first stage is an LP in explicit
+sparse form (:class:`RecourseLP`)::
+
+    Q(f) = min  cost @ y
+           s.t. a_ub @ y <= r_ub
+                a_eq @ y == r_eq0 + requirement_coef * E f      (E selects requirement_rows)
+                y[nonneg] >= 0, the other entries free
+
+where the requirement ``f`` (T,) enters only the right-hand side of the rows
+``requirement_rows`` (the DSO's boundary rows). Its dual is
+
+    max  -r_ub @ lam + (r_eq0 + coef E f) @ mu
+    s.t. a_eq.T @ mu - a_ub.T @ lam  <= cost  on nonneg entries,  == cost  on free entries,
+         lam >= 0, mu free,
+
+whose value equals ``Q(f)`` (LP strong duality, when the primal is feasible). The
+requirement set of the paper's ARO (MODELS.md section 1, "TSO requirement") is
+
+    f_t = up_t a_up_t - dn_t a_dn_t,  a_up_t, a_dn_t in {0, 1},  a_up_t + a_dn_t <= 1,
+    sum_t (a_up_t + a_dn_t) <= Gamma,
+
+so ``max_f Q(f)`` is a bilinear program in ``(mu, a)``. The products ``z_t = mu_r a_up_t``
+and ``w_t = mu_r a_dn_t`` (``r = requirement_rows[t]``) are linearized exactly with the
+McCormick inequalities on ``|mu_r| <= dual_bound``: for the DSO's recourse this bound is
+implied by the dual constraints of the boundary violation variables (cost = violation
+penalty, column -1/+1 in the boundary row), so the linearization loses nothing. The result
+is a MILP with 2T binaries, solved with HiGHS (:func:`scipy.optimize.milp`).
+
+Generic: nothing here knows about feeders; ``tests/test_dso_robust.py`` checks it on a
+small LP against brute force over all patterns and against the primal LP.
+
+Glossary: ``a_up``/``a_dn`` -> the binary pattern of the requirement (hours at the up /
+down edge of the band), ``budget_h`` -> Gamma, ``up_mw``/``dn_mw`` -> R^up_t / R^dn_t (the
+cleared boundary band), ``dual_bound`` -> the big-M of the McCormick envelope (the
+violation penalty), ``value_usd`` -> Q_j (the scenario's worst recourse cost).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+
+#: Requirement band entries at or below this (MW) are treated as zero: no binary for that hour.
+BAND_ZERO_MW = 1e-9
+#: Relative MIP gap asked of HiGHS; small so that the MILP optimum is the exact worst case.
+MIP_REL_GAP = 1e-8
+
+
+class RecourseInfeasibleError(RuntimeError):
+    """The recourse LP has no solution for some requirement (its dual is unbounded)."""
+
+
+@dataclass(frozen=True)
+class RecourseLP:
+    """A recourse LP in explicit sparse form; see the module docstring.
+
+    ``requirement_coef`` is the coefficient of ``f_t`` in ``r_eq[requirement_rows[t]]``
+    (the DSO's boundary row reads ``injection = P - f + ...``: coefficient -1).
+    ``dual_bound`` must bound ``|mu|`` of the requirement rows at every dual-feasible
+    point that matters (for the DSO it is implied by the violation columns).
+    """
+
+    cost: np.ndarray  #: (n_y,) cost of each recourse variable
+    a_ub: sp.csr_matrix  #: (m_ub, n_y)
+    a_eq: sp.csr_matrix  #: (m_eq, n_y)
+    nonneg: np.ndarray  #: (n_y,) bool: entry must be >= 0 (else free)
+    requirement_rows: np.ndarray  #: (T,) rows of a_eq whose right-hand side holds f_t
+    requirement_coef: float  #: coefficient of f_t there
+    dual_bound: float  #: |mu| bound on the requirement rows (big-M of the McCormick envelope)
+
+    def __post_init__(self) -> None:
+        n = self.cost.size
+        if self.a_ub.shape[1] != n or self.a_eq.shape[1] != n or self.nonneg.shape != (n,):
+            raise ValueError(
+                f"RecourseLP: cost has {n} entries but a_ub {self.a_ub.shape}, a_eq {self.a_eq.shape}, "
+                f"nonneg {self.nonneg.shape}; give one column per recourse variable"
+            )
+        if not np.isfinite(self.dual_bound) or self.dual_bound <= 0:
+            raise ValueError(f"RecourseLP.dual_bound = {self.dual_bound!r}; give a finite bound > 0")
+
+    @property
+    def n_y(self) -> int:
+        return int(self.cost.size)
+
+    @property
+    def horizon_h(self) -> int:
+        return int(self.requirement_rows.size)
+
+    def r_eq(self, r_eq0: np.ndarray, f_mw: np.ndarray) -> np.ndarray:
+        """The equality right-hand side at requirement ``f_mw``."""
+        r = np.array(r_eq0, dtype=float)
+        r[self.requirement_rows] += self.requirement_coef * np.asarray(f_mw, dtype=float)
+        return r
+
+
+@dataclass(frozen=True)
+class RecourseSolution:
+    value_usd: float  #: cost @ y
+    y: np.ndarray
+    dual_ub: np.ndarray  #: lam >= 0 of the inequality rows (value = -r_ub @ lam + r_eq @ mu)
+    dual_eq: np.ndarray  #: mu of the equality rows
+
+
+@dataclass(frozen=True)
+class WorstRequirement:
+    """The worst requirement of the budgeted set at a fixed first stage."""
+
+    value_usd: float  #: max over patterns of the recourse LP value
+    a_up: np.ndarray  #: (T,) 0/1
+    a_dn: np.ndarray  #: (T,) 0/1
+    f_mw: np.ndarray  #: (T,) up * a_up - dn * a_dn
+    milp: bool  #: True: solved as a MILP; False: only f = 0 was possible (a plain LP)
+    dual_ub: np.ndarray  #: a dual solution (lam, mu) of the recourse LP at the worst pattern:
+    dual_eq: np.ndarray  #: ``-r_ub(x) @ lam + r_eq(x, f) @ mu`` bounds Q(x, pattern) below for every x
+
+
+def requirement_from_pattern(a_up: np.ndarray, a_dn: np.ndarray, up_mw: np.ndarray, dn_mw: np.ndarray) -> np.ndarray:
+    """``f_t = up_t a_up_t - dn_t a_dn_t``."""
+    return np.asarray(up_mw) * np.asarray(a_up) - np.asarray(dn_mw) * np.asarray(a_dn)
+
+
+def solve_recourse(lp: RecourseLP, r_ub: np.ndarray, r_eq: np.ndarray) -> RecourseSolution:
+    """The primal recourse LP (HiGHS); raises :class:`RecourseInfeasibleError` if it has no solution."""
+    bounds = np.where(lp.nonneg[:, None], [[0.0, np.inf]], [[-np.inf, np.inf]])
+    res = linprog(
+        lp.cost, A_ub=lp.a_ub, b_ub=r_ub, A_eq=lp.a_eq, b_eq=r_eq, bounds=bounds, method="highs"
+    )
+    if res.status != 0:
+        raise RecourseInfeasibleError(f"recourse LP: {res.message}")
+    lam = np.clip(-np.asarray(res.ineqlin.marginals), 0.0, None) if lp.a_ub.shape[0] else np.zeros(0)
+    mu = np.asarray(res.eqlin.marginals) if lp.a_eq.shape[0] else np.zeros(0)
+    return RecourseSolution(float(res.fun), np.asarray(res.x), lam, mu)
+
+
+def _dual_matrix(lp: RecourseLP) -> sp.csr_matrix:
+    """Rows: one per recourse variable; columns: (lam, mu): ``a_eq.T mu - a_ub.T lam``."""
+    return sp.hstack([-lp.a_ub.T, lp.a_eq.T], format="csr")
+
+
+def _dual_row_bounds(lp: RecourseLP) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.where(lp.nonneg, -np.inf, lp.cost)
+    return lo, np.asarray(lp.cost, dtype=float)
+
+
+def dual_value(lp: RecourseLP, r_ub: np.ndarray, r_eq: np.ndarray) -> float:
+    """The dual LP's optimum (equals the primal's by strong duality; used as a check)."""
+    m_ub, m_eq = lp.a_ub.shape[0], lp.a_eq.shape[0]
+    lo, hi = _dual_row_bounds(lp)
+    c = -np.r_[-np.asarray(r_ub), np.asarray(r_eq)]
+    res = milp(
+        c,
+        constraints=[LinearConstraint(_dual_matrix(lp), lo, hi)],
+        bounds=Bounds(np.r_[np.zeros(m_ub), np.full(m_eq, -np.inf)], np.full(m_ub + m_eq, np.inf)),
+    )
+    if res.status != 0:
+        raise RecourseInfeasibleError(f"dual recourse LP: {res.message}")
+    return float(-res.fun)
+
+
+def worst_requirement(
+    lp: RecourseLP,
+    r_ub: np.ndarray,
+    r_eq0: np.ndarray,
+    up_mw: np.ndarray,
+    dn_mw: np.ndarray,
+    budget_h: int,
+    mip_rel_gap: float = MIP_REL_GAP,
+) -> WorstRequirement:
+    """``max`` over budgeted binary patterns of the recourse LP value (the dual MILP).
+
+    ``r_eq0`` is the equality right-hand side at ``f = 0``. With ``budget_h = 0`` or an
+    empty band only ``f = 0`` is possible and the plain primal LP is solved instead.
+    """
+    T = lp.horizon_h
+    up = np.clip(np.asarray(up_mw, dtype=float).reshape(-1), 0.0, None)
+    dn = np.clip(np.asarray(dn_mw, dtype=float).reshape(-1), 0.0, None)
+    if up.size != T or dn.size != T:
+        raise ValueError(f"worst_requirement: up_mw and dn_mw need {T} values, got {up.size} and {dn.size}")
+    free_up, free_dn = up > BAND_ZERO_MW, dn > BAND_ZERO_MW
+    zero = np.zeros(T)
+    if budget_h <= 0 or not (free_up.any() or free_dn.any()):
+        sol = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, zero))
+        return WorstRequirement(sol.value_usd, zero, zero.copy(), zero.copy(), False, sol.dual_ub, sol.dual_eq)
+
+    m_ub, m_eq = lp.a_ub.shape[0], lp.a_eq.shape[0]
+    M, coef = float(lp.dual_bound), float(lp.requirement_coef)
+    rows = np.asarray(lp.requirement_rows, dtype=int)
+    n_dual = m_ub + m_eq
+    # variable blocks: lam (m_ub), mu (m_eq), a_up (T), a_dn (T), z_up (T), z_dn (T)
+    i_mu = m_ub + rows
+    i_a = n_dual + np.arange(T)
+    i_b = i_a + T
+    i_z = i_b + T
+    i_w = i_z + T
+    n_var = n_dual + 4 * T
+
+    c = np.zeros(n_var)  # milp minimizes: the negated dual objective
+    c[:m_ub] = np.asarray(r_ub, dtype=float)
+    c[m_ub:n_dual] = -np.asarray(r_eq0, dtype=float)
+    c[i_z] = -coef * up
+    c[i_w] = coef * dn
+
+    lo, hi = _dual_row_bounds(lp)
+    dual_block = sp.hstack([_dual_matrix(lp), sp.csr_matrix((lp.n_y, 4 * T))], format="csr")
+
+    t_idx = np.arange(T)
+    trip_r, trip_c, trip_v, row_hi = [], [], [], []
+    r0 = 0
+
+    def add(cols_vals: list[tuple[np.ndarray, float | np.ndarray]], upper: np.ndarray) -> None:
+        nonlocal r0
+        for cols, val in cols_vals:
+            trip_r.append(r0 + t_idx)
+            trip_c.append(cols)
+            trip_v.append(np.broadcast_to(np.asarray(val, dtype=float), (T,)))
+        row_hi.append(upper)
+        r0 += T
+
+    add([(i_a, 1.0), (i_b, 1.0)], np.ones(T))  # a_up + a_dn <= 1
+    for i_bin, i_prod in ((i_a, i_z), (i_b, i_w)):  # McCormick: prod = mu * bin, |mu| <= M
+        add([(i_prod, 1.0), (i_bin, -M)], np.zeros(T))
+        add([(i_prod, -1.0), (i_bin, -M)], np.zeros(T))
+        add([(i_prod, 1.0), (i_mu, -1.0), (i_bin, M)], np.full(T, M))
+        add([(i_prod, -1.0), (i_mu, 1.0), (i_bin, M)], np.full(T, M))
+    link = sp.csr_matrix(
+        (np.concatenate(trip_v), (np.concatenate(trip_r), np.concatenate(trip_c))), shape=(r0, n_var)
+    )
+    budget_row = sp.csr_matrix((np.ones(2 * T), (np.zeros(2 * T, dtype=int), np.r_[i_a, i_b])), shape=(1, n_var))
+    A = sp.vstack([dual_block, link, budget_row], format="csr")
+    lower = np.r_[lo, np.full(r0, -np.inf), -np.inf]
+    upper = np.r_[hi, np.concatenate(row_hi), float(budget_h)]
+
+    var_lo = np.r_[np.zeros(m_ub), np.full(m_eq, -np.inf), np.zeros(2 * T), np.full(2 * T, -M)]
+    var_hi = np.r_[np.full(n_dual, np.inf), free_up.astype(float), free_dn.astype(float), np.full(2 * T, M)]
+    var_lo[i_mu], var_hi[i_mu] = -M, M
+    integrality = np.zeros(n_var)
+    integrality[i_a] = integrality[i_b] = 1
+    res = milp(
+        c,
+        constraints=[LinearConstraint(A, lower, upper)],
+        bounds=Bounds(var_lo, var_hi),
+        integrality=integrality,
+        options={"mip_rel_gap": mip_rel_gap, "presolve": True},
+    )
+    if res.status != 0 or res.x is None:  # HiGHS's presolve can misreport these duals; retry without it
+        res = milp(
+            c,
+            constraints=[LinearConstraint(A, lower, upper)],
+            bounds=Bounds(var_lo, var_hi),
+            integrality=integrality,
+            options={"mip_rel_gap": mip_rel_gap, "presolve": False},
+        )
+    if res.status != 0 or res.x is None:
+        raise RecourseInfeasibleError(
+            f"requirement MILP: {res.message} (an unbounded dual means some requirement leaves the recourse infeasible)"
+        )
+    a_up = np.round(res.x[i_a]) * free_up
+    a_dn = np.round(res.x[i_b]) * free_dn
+    return WorstRequirement(
+        float(-res.fun), a_up, a_dn, requirement_from_pattern(a_up, a_dn, up, dn), True,
+        np.clip(res.x[:m_ub], 0.0, None), res.x[m_ub:n_dual].copy(),
+    )

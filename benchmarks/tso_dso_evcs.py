@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""DRO-ARO TSO-DSO-EVCS (issue 3): wall time, ADMM and C&CG work of one case, serial against Ray.
+
+    python benchmarks/tso_dso_evcs.py t30d2 --case 4 --repeats 3           # serial + Ray (2 workers, pool)
+    python benchmarks/tso_dso_evcs.py t118d10 --repeats 1 --skip-ray
+    python benchmarks/tso_dso_evcs.py t30d2 --repeats 1 --skip-ray \
+        --set n_wind_scenarios_tso=3 --set n_wind_scenarios_dso=2          # a quick smoke run
+
+Each repeat runs the case once serially and once on Ray (embedded instance, ``--workers``
+CPUs, the pool layout: ``--workers`` actor processes, agents balanced over them), in that
+order, so both see the same machine load; every run goes through
+``coordination.robust_session.prepare`` / ``run``, exactly as ``run_sim.py`` does (the
+centralized solve of the same model included: its time and the gap are reported). Medians
+over the repeats are reported per mode:
+
+* wall (runtime start-up to the last cost report, without the centralized solve), ADMM
+  loop (``timing.loop_s``: the stages and the ADMM rounds), actor start-up, time per ADMM
+  iteration (median of the rounds), agent compute, critical path;
+* ADMM iterations and convergence;
+* C&CG master, inner and outer solves per agent, summed over its C&CG runs
+  (``metrics.ccg_by_iteration``; inner = DSO requirement MILPs/LPs, one per wind scenario
+  and separation; TSO recourse LPs; outer = worst-distribution LPs);
+* time share per phase (``timing.phase_wall_s`` over their sum);
+* centralized solve time and the relative gap of the distributed total cost to it.
+
+``--set KEY=VALUE`` overrides settings as ``run_sim.py --set`` does (RobustSettings fields and
+rho_usd_per_mw2h, adaptive, eps_abs, eps_rel, mu, tau). Ray's workers run at the driver's
+niceness unless ``--keep-ray-niceness`` (see benchmarks/speedup.py for why).
+
+Writes benchmarks/results/tso-dso-evcs-SCENARIO-caseC.json and .md (not committed; figures
+go into benchmarks/README.md by hand, with the machine). Exit codes: 0 ok, 2 bad input,
+3 a solve failed, 4 runtime error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: Scalar per-run figures whose medians are reported (key -> label in the Markdown table).
+SCALARS = {
+    "wall_s": "wall, without centralized (s)",
+    "loop_s": "ADMM loop incl. stages (s)",
+    "startup_s": "actor start-up (s)",
+    "time_per_iteration_s": "time per ADMM iteration (s)",
+    "compute_s_total": "agent compute, all agents (s)",
+    "critical_path_s": "critical path (s)",
+    "messaging_s": "messaging (s)",
+    "iterations": "ADMM iterations",
+    "total_cost_usd": "total cost ($)",
+    "central_solve_s": "centralized solve (s)",
+    "central_gap_rel_pct": "gap to centralized (%)",
+    "call_s": "whole call incl. centralized (s)",
+}
+CCG_KEYS = ("master_solves", "inner_solves", "outer_solves")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("scenario", nargs="?", default="t30d2", choices=("t30d2", "t118d10"))
+    p.add_argument("--case", default="4", help="case 1-7 (default 4, the proposed model)")
+    p.add_argument("--repeats", type=int, default=3, help="rounds of (serial, ray) runs (default 3)")
+    p.add_argument("--workers", type=int, default=2, help="CPUs of the embedded Ray instance = pool actors (default 2)")
+    p.add_argument("--skip-ray", action="store_true", help="serial runs only")
+    p.add_argument("--max-iterations", type=int, default=None, help="ADMM iteration limit of every run")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting in every run (as run_sim.py --set), repeatable")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=1800.0, help="longest wait for one phase in Ray mode (s)")
+    p.add_argument("--keep-ray-niceness", action="store_true",
+                   help="leave Ray's workers at Ray's default niceness (15) instead of the driver's")
+    p.add_argument("--verbose", action="store_true", help="print every ADMM iteration")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    return p
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"tso_dso_evcs.py: error: {message}", file=sys.stderr)
+    return code
+
+
+def _row(result: dict, mode: str, repeat: int, call_s: float) -> dict:
+    """The figures of one run."""
+    t, m, c = result["timing"], result["metrics"], result["centralized"]
+    walls = [r["wall_s"] for r in result["residuals"]]
+    ccg = {}
+    for agent, rows in m["ccg_by_iteration"].items():
+        a = np.asarray(rows, dtype=int).reshape(-1, 3)
+        ccg[agent] = dict(zip(CCG_KEYS, a.sum(axis=0).tolist()))
+        ccg[agent]["ccg_runs"] = int(a.shape[0])
+        ccg[agent]["max_master_per_run"] = int(a[:, 0].max()) if a.size else 0
+    phases = {k: float(v) for k, v in t["phase_wall_s"].items()}
+    total_phase = sum(phases.values())
+    return {
+        "repeat": repeat,
+        "mode": mode,
+        "converged": bool(result["converged"]),
+        "iterations": int(result["iterations"]),
+        "total_cost_usd": float(m["total_cost"]),
+        "wall_s": float(t["wall_s"]),
+        "loop_s": float(t["loop_s"]),
+        "startup_s": float(t["startup_s"]),
+        "time_per_iteration_s": statistics.median(walls) if walls else float("nan"),
+        "compute_s_total": float(t["compute_s_total"]),
+        "critical_path_s": float(t["critical_path_s"]),
+        "messaging_s": float(t["messaging_s"]),
+        "phase_wall_s": phases,
+        "phase_share": {k: v / total_phase for k, v in phases.items()} if total_phase > 0 else {},
+        "ccg": ccg,
+        "central_solve_s": float(c["solve_s"]),
+        "central_gap_rel_pct": 100.0 * float(c["gap_rel"]),
+        "central_converged": bool(c["converged"]),
+        "central_master_solves": int(c["master_solves"]),
+        "call_s": call_s,
+        "load_average_after": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _median(rows: list[dict], key: str) -> float:
+    vals = [r[key] for r in rows if r[key] == r[key]]  # drop NaN
+    return statistics.median(vals) if vals else float("nan")
+
+
+def summarize(runs: list[dict], modes: list[str]) -> dict:
+    out = {}
+    for mode in modes:
+        rows = [r for r in runs if r["mode"] == mode]
+        agents = list(rows[0]["ccg"])
+        share = {p: statistics.median(r["phase_share"].get(p, 0.0) for r in rows)
+                 for p in {p for r in rows for p in r["phase_share"]}}
+        phases = sorted(share, key=lambda p: -share[p])  # largest share first
+        out[mode] = {
+            **{k: _median(rows, k) for k in SCALARS},
+            "converged": all(r["converged"] for r in rows),
+            "ccg": {a: {k: statistics.median(r["ccg"][a][k] for r in rows)
+                        for k in (*CCG_KEYS, "ccg_runs", "max_master_per_run")} for a in agents},
+            "phase_share": {p: share[p] for p in phases},
+            "phase_wall_s": {p: statistics.median(r["phase_wall_s"].get(p, 0.0) for r in rows) for p in phases},
+        }
+    if "serial" in out and "ray" in out:
+        out["speedup"] = {
+            "loop": out["serial"]["loop_s"] / out["ray"]["loop_s"],
+            "per_iteration": out["serial"]["time_per_iteration_s"] / out["ray"]["time_per_iteration_s"],
+            "wall": out["serial"]["wall_s"] / out["ray"]["wall_s"],
+        }
+    return out
+
+
+def markdown(summary: dict, modes: list[str], title: str, notes: list[str]) -> str:
+    def fmt(key: str, v) -> str:
+        if key == "central_gap_rel_pct":
+            return f"{v:+.5f}"
+        if key == "iterations":
+            return f"{v:g}"
+        if key == "total_cost_usd":
+            return f"{v:,.2f}"
+        return f"{v:,.3f}" if abs(v) < 1e4 else f"{v:,.0f}"
+
+    md = [f"# {title}", "", "| | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
+    md += [f"| {label} (median) | " + " | ".join(fmt(k, summary[m][k]) for m in modes) + " |"
+           for k, label in SCALARS.items()]
+    md += ["| converged (every run) | " + " | ".join(str(summary[m]["converged"]) for m in modes) + " |", ""]
+    md += ["C&CG solves per agent, summed over its C&CG runs (median over repeats; master / inner / outer; "
+           "most master solves in one run):", "",
+           "| agent | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
+    for agent in summary[modes[0]]["ccg"]:
+        cells = []
+        for m in modes:
+            c = summary[m]["ccg"][agent]
+            cells.append(f"{c['master_solves']:g} / {c['inner_solves']:g} / {c['outer_solves']:g} "
+                         f"(max {c['max_master_per_run']:g} per run, {c['ccg_runs']:g} runs)")
+        md.append(f"| {agent} | " + " | ".join(cells) + " |")
+    md += ["", "Time share per phase (phase wall over the sum of the phases; median):", "",
+           "| phase | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
+    for p in summary[modes[0]]["phase_share"]:
+        md.append(f"| {p} | " + " | ".join(
+            f"{100 * summary[m]['phase_share'].get(p, 0.0):.1f} % ({summary[m]['phase_wall_s'].get(p, 0.0):.2f} s)"
+            for m in modes) + " |")
+    if "speedup" in summary:
+        s = summary["speedup"]
+        md += ["", f"- Ray over serial (ratio of medians): ADMM loop **{s['loop']:.2f}x**, per iteration "
+               f"{s['per_iteration']:.2f}x, wall {s['wall']:.2f}x"]
+    md += [f"- {n}" for n in notes]
+    return "\n".join(md) + "\n"
+
+
+def _jsonable(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.repeats < 1 or args.workers < 1:
+        return _fail(2, "--repeats and --workers must be at least 1")
+
+    from agents.solver import SolveError
+    from coordination import robust_session
+    from coordination.messages import MessageFieldError, UndeclaredMessageError
+    from coordination.runtime import RuntimeErrorBase
+    from coordination.session import RunOptions
+    from networks import NetworkDataError
+    from run_sim import parse_settings
+    from scenarios import ScenarioError
+
+    try:
+        overrides = parse_settings(args.settings)
+        if args.max_iterations is not None and args.max_iterations < 1:
+            raise ValueError(f"--max-iterations = {args.max_iterations}; give at least 1")
+        scn = robust_session.prepare(str(args.case), args.seed, args.max_iterations, args.scenario, overrides)
+    except (ScenarioError, NetworkDataError, ValueError) as exc:
+        return _fail(2, str(exc))
+
+    modes = ["serial"] if args.skip_ray else ["serial", "ray"]
+    ray_init_s = None
+    worker_niceness = None
+    if not args.skip_ray:
+        import ray
+
+        if not args.keep_ray_niceness:
+            os.environ.setdefault("RAY_worker_niceness", str(os.nice(0)))
+        worker_niceness = os.environ.get("RAY_worker_niceness", "15 (Ray's default)")
+        t0 = time.time()
+        ray.init(address="local", num_cpus=args.workers, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+        ray_init_s = time.time() - t0
+
+    def progress(line: str) -> None:
+        if args.verbose:
+            print(f"    {line}", flush=True)
+
+    runs = []
+    try:
+        for k in range(args.repeats):
+            for mode in modes:
+                options = RunOptions(mode=mode, workers=args.workers, actors="pool", timeout_s=args.timeout)
+                t0 = time.time()
+                try:
+                    result = robust_session.run(scn, options, progress)
+                except SolveError as exc:
+                    return _fail(3, f"{mode} run #{k}: {exc}")
+                except (RuntimeErrorBase, UndeclaredMessageError, MessageFieldError) as exc:
+                    return _fail(4, f"{mode} run #{k}: {exc}")
+                row = _row(result, mode, k, time.time() - t0)
+                runs.append(row)
+                print(f"  {mode:6s} #{k}: wall {row['wall_s']:8.2f} s, loop {row['loop_s']:8.2f} s, "
+                      f"{row['iterations']} ADMM it ({'converged' if row['converged'] else 'NOT converged'}), "
+                      f"{row['time_per_iteration_s']:.2f} s/it, centralized {row['central_solve_s']:.1f} s, "
+                      f"gap {row['central_gap_rel_pct']:+.4f} %", flush=True)
+    finally:
+        if not args.skip_ray:
+            import ray
+
+            ray.shutdown()
+
+    summary = summarize(runs, modes)
+    costs = [r["total_cost_usd"] for r in runs]
+    agree = max(abs(c - costs[0]) for c in costs) / max(abs(costs[0]), 1e-9)
+    title = (f"DRO-ARO TSO-DSO-EVCS: {scn.name} / case {scn.case}, {args.repeats} round(s)"
+             + ("" if args.skip_ray else f", Ray {args.workers} workers (pool)"))
+    notes = [
+        f"settings overridden: {overrides or 'none'}; ADMM rho {scn.admm.rho_usd_per_mw2h:g}, adaptive "
+        f"{scn.admm.adaptive}, limit {scn.admm.max_iterations}",
+        f"total costs of all runs agree to {agree:.1e} relative",
+        f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}; load average "
+        f"at the end {', '.join(f'{x:.1f}' for x in os.getloadavg())}",
+    ]
+    if ray_init_s is not None:
+        notes.append(f"Ray start-up (once): {ray_init_s:.1f} s; Ray workers' niceness {worker_niceness}")
+    record = {
+        "scenario": scn.name,
+        "case": scn.case,
+        "repeats": args.repeats,
+        "workers": args.workers,
+        "modes": modes,
+        "seed": args.seed,
+        "overrides": overrides,
+        "settings": scn.settings,
+        "admm_settings": scn.admm,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "ray_init_s": ray_init_s,
+        "ray_worker_niceness": worker_niceness,
+        "objectives_agree_rel": agree,
+        "median": summary,
+        "runs": runs,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"tso-dso-evcs-{scn.name}-case{scn.case}"
+    (out / f"{stem}.json").write_text(json.dumps(_jsonable(record), indent=2))
+    md = markdown(summary, modes, title, notes)
+    (out / f"{stem}.md").write_text(md)
+    print(md)
+    print(f"written: {out / (stem + '.json')}, {out / (stem + '.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Scenarios ``t30d2`` and ``t118d10``, cases 1-7: the DRO-ARO TSO-DSO-EVCS run end to end.
+
+``prepare`` builds the case (scenarios/tso_dso_evcs.py) and checks all input; ``run``
+plays the protocol (coordination/robust_admm.py) on the runtime, solves the centralized
+model (coordination/robust_centralized.py) and returns the result dict; ``write_extras``
+draws the plots; ``summary_rows`` gives the printed summary.
+
+Metrics (result.json ``metrics``; energies are MWh over the day, i.e. the hourly MW summed,
+which the issue's ``_mw`` names keep):
+
+* ``tso_cost``, ``dso_cost`` (all DSOs), ``total_cost``: each agent's own objective, first
+  stage plus worst-case expected recourse, at the final plan (no ADMM terms, no transfers);
+* ``wind_curtailment_expected_mw``, ``load_shedding_expected_mw``: under the empirical
+  distribution (DSOs with no TSO requirement), summed over the agents;
+* ``wind_curtailment_worst_mw``, ``load_shedding_worst_mw``, ``boundary_violation_worst_mw``:
+  each agent's worst wind scenario (and, for a DSO, the worst requirement of case 4's
+  budgeted set), summed over the agents;
+* ``boundary_reserve_up_mw``, ``boundary_reserve_dn_mw``: consensus reserves summed over
+  feeders and hours;
+* ``line_max_loading``, ``line_avg_loading``: day-ahead |flow| / rating, maximum and
+  average over rated lines and hours.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from agents.dso_robust import DSORobustAgent
+from agents.evcs import EVCSAgent
+from agents.tso_robust import TSORobustAgent
+from scenarios.errors import ScenarioError
+from scenarios.tso_dso_evcs import CASES, RobustScenario, RobustSettings, build_robust_scenario
+
+from .robust_admm import PROTOCOL, ADMMRound, RobustRunResult, run_protocol
+from .runtime import AgentSpec, Runtime
+
+#: Columns of an agent's C&CG history rows.
+CCG_COLUMNS = ("master_solves", "inner_solves", "outer_solves")
+#: Overridable ADMM fields for ``--set`` (the rest of ``--set`` goes to RobustSettings).
+ADMM_KEYS = ("rho_usd_per_mw2h", "adaptive", "eps_abs", "eps_rel", "mu", "tau")
+
+
+def prepare(case: str, seed: int, max_iterations: int | None, scenario: str = "t30d2",
+            overrides: dict | None = None) -> RobustScenario:
+    """Build and check the case; ScenarioError on bad input (before any agent starts)."""
+    overrides = dict(overrides or {})
+    seed = int(overrides.pop("seed", seed))
+    admm_over = {k: overrides.pop(k) for k in list(overrides) if k in ADMM_KEYS}
+    for key, value in admm_over.items():
+        wanted = bool if key == "adaptive" else (int, float)
+        if not isinstance(value, wanted) or (key != "adaptive" and isinstance(value, bool)):
+            raise ScenarioError(f"--set {key}={value!r}: give {'true or false' if key == 'adaptive' else 'a number'}")
+    known = set(RobustSettings.__dataclass_fields__)
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ScenarioError(
+            f"--set {unknown[0]}: unknown setting; settings: {', '.join(sorted(known | set(ADMM_KEYS)))}"
+        )
+    settings = replace(RobustSettings(), seed=seed, **overrides)
+    scn = build_robust_scenario(scenario, case, settings)
+    admm = replace(scn.admm, **admm_over)
+    if max_iterations is not None:
+        admm = replace(admm, max_iterations=max_iterations)
+    try:
+        admm.validate()
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
+    return replace(scn, admm=admm)
+
+
+def _specs(scn: RobustScenario) -> list[AgentSpec]:
+    specs = [AgentSpec(scn.tso.name, TSORobustAgent.role, TSORobustAgent, {"data": scn.tso, "settings": scn.admm})]
+    specs += [AgentSpec(d.name, DSORobustAgent.role, DSORobustAgent, {"data": d}) for d in scn.dsos]
+    specs += [AgentSpec(e.name, EVCSAgent.role, EVCSAgent, {"data": e}) for e in scn.evcs]
+    return specs
+
+
+def _metrics(run: RobustRunResult, scn: RobustScenario) -> dict:
+    tso = run.costs[scn.tso.name]
+    dsos = [run.costs[d.name] for d in scn.dsos]
+    every = [tso, *dsos]
+    plan = run.plan
+    return {
+        "tso_cost": tso.cost_usd,
+        "dso_cost": float(sum(d.cost_usd for d in dsos)),
+        "total_cost": float(sum(a.cost_usd for a in every)),
+        "wind_curtailment_expected_mw": float(sum(a.curtailment_expected_mwh for a in every)),
+        "load_shedding_expected_mw": float(sum(a.shedding_expected_mwh for a in every)),
+        "wind_curtailment_worst_mw": float(sum(a.curtailment_worst_mwh for a in every)),
+        "load_shedding_worst_mw": float(sum(a.shedding_worst_mwh for a in every)),
+        "boundary_violation_worst_mw": float(sum(a.violation_worst_mwh for a in every)),
+        "boundary_reserve_up_mw": float(np.sum(plan.up_mw)),
+        "boundary_reserve_dn_mw": float(np.sum(plan.dn_mw)),
+        "line_max_loading": float(run.lines.max_loading),
+        "line_avg_loading": float(run.lines.avg_loading),
+        "by_agent": {
+            a.sender: {
+                "cost_usd": a.cost_usd,
+                "first_stage_usd": a.first_stage_usd,
+                "worst_expected_recourse_usd": a.worst_expected_recourse_usd,
+                "curtailment_expected_mwh": a.curtailment_expected_mwh,
+                "shedding_expected_mwh": a.shedding_expected_mwh,
+                "curtailment_worst_mwh": a.curtailment_worst_mwh,
+                "shedding_worst_mwh": a.shedding_worst_mwh,
+                "violation_worst_mwh": a.violation_worst_mwh,
+            }
+            for a in every
+        },
+        "ccg_total": {a.sender: dict(zip(CCG_COLUMNS, np.asarray(a.ccg_history).reshape(-1, 3).sum(axis=0).astype(int).tolist()))
+                      for a in every},
+        # per agent, one row per C&CG run (ADMM iteration): master solves, inner solves, outer solves
+        "ccg_by_iteration": {a.sender: np.asarray(a.ccg_history, dtype=int).tolist() for a in every},
+    }
+
+
+def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = None) -> dict:
+    """Play the protocol on the runtime, then solve the centralized model for the gap."""
+    from .robust_centralized import solve_robust_centralized
+    from .session import _timing
+
+    t0 = time.time()
+
+    def show(rec: ADMMRound) -> None:
+        if progress is not None:
+            progress(f"iter {rec.iteration:4d}  primal {rec.primal_residual_mw:10.3e} MW (tol {rec.primal_tolerance_mw:.1e})  "
+                     f"dual {rec.dual_residual_usd_per_mwh:10.3e} (tol {rec.dual_tolerance_usd_per_mwh:.1e})  "
+                     f"rho {rec.rho_usd_per_mw2h:8.3g}  {rec.wall_s:6.2f} s")
+
+    coupled = not scn.tso.boundary_fixed
+    with Runtime(PROTOCOL, _specs(scn), mode=options.mode, workers=options.workers, address=options.address,
+                 timeout_s=options.timeout_s, actors=options.actors) as runtime:
+        res = run_protocol(runtime, scn.tso.name, [d.name for d in scn.dsos], [e.name for e in scn.evcs],
+                           coupled, scn.admm.max_iterations, show)
+        stats, startup_s, workers = runtime.stats, runtime.startup_s, runtime.workers
+        layout, groups = runtime.layout, runtime.groups
+    wall_s = time.time() - t0
+    metrics = _metrics(res, scn)
+    if progress is not None:
+        progress("solving the centralized DRO-ARO model (one C&CG over all agents) ...")
+    central = solve_robust_centralized(scn)
+    total = metrics["total_cost"]
+    plan = res.plan
+    names = list(scn.tso.base.feeder_names)
+    return {
+        "scenario": scn.name,
+        "case": scn.case,
+        "case_description": CASES[scn.case],
+        "mode": options.mode,
+        "workers": workers,
+        "address": options.address,
+        "seed": scn.settings.seed,
+        "horizon_h": scn.tso.horizon_h,
+        "agents": [scn.tso.name, *[d.name for d in scn.dsos], *[e.name for e in scn.evcs]],
+        "placement": {"actors": layout, "agents_of_process": groups},
+        "settings": asdict(scn.settings),
+        "admm_settings": asdict(scn.admm),
+        "wind_penetration": scn.wind_penetration,
+        "converged": res.converged,
+        "iterations": res.iterations,
+        "objective": {"total": total, "by_agent": {k: v["cost_usd"] for k, v in metrics["by_agent"].items()}},
+        "metrics": metrics,
+        "centralized": {
+            "objective": central.objective_usd,
+            "by_agent": central.cost_by_agent_usd,
+            "gap_rel": (total - central.objective_usd) / max(abs(central.objective_usd), 1e-9),
+            "converged": central.converged,
+            "master_solves": central.master_solves,
+            "solve_s": central.solve_s,
+        },
+        "boundary": {
+            "feeders": names,
+            "p_mw": np.asarray(plan.p_mw).tolist(),
+            "up_mw": np.asarray(plan.up_mw).tolist(),
+            "dn_mw": np.asarray(plan.dn_mw).tolist(),
+        },
+        "lines": {
+            "most_loaded_line": int(res.lines.most_loaded_line),
+            "most_loaded_line_hourly": np.asarray(res.lines.most_loaded_line_hourly).tolist(),
+        },
+        "evcs_bands": {
+            name: {k: np.asarray(getattr(b, k)).tolist() for k in
+                   ("baseline_mw", "declared_up_mw", "declared_dn_mw", "cleared_up_mw", "cleared_dn_mw")}
+            for name, b in res.bands.items()
+        },
+        "timing": {**_timing(stats, wall_s, startup_s, res.loop_wall_s),
+                   "process_critical_path_s": stats.process_critical_path_s(groups)},
+        "messages": stats.message_summary(),
+        "privacy": stats.privacy_report(PROTOCOL),
+        "residuals": [
+            {"iteration": r.iteration, "primal_mw": r.primal_residual_mw, "dual_usd_per_mwh": r.dual_residual_usd_per_mwh,
+             "primal_tolerance_mw": r.primal_tolerance_mw, "dual_tolerance_usd_per_mwh": r.dual_tolerance_usd_per_mwh,
+             "rho_usd_per_mw2h": r.rho_usd_per_mw2h, "wall_s": r.wall_s}
+            for r in res.history
+        ],
+    }
+
+
+def write_extras(result: dict, folder: Path) -> None:
+    """convergence.png, boundary_reserves.png, line_loading.png, evcs_band.png."""
+    from .robust_plots import plot_case
+
+    plot_case(result, folder)
+
+
+def summary_rows(result: dict) -> list[tuple[str, str]]:
+    m, c, t = result["metrics"], result["centralized"], result["timing"]
+    return [
+        ("scenario / case", f"{result['scenario']} / {result['case']} ({result['case_description']})"),
+        ("converged", f"{result['converged']} after {result['iterations']} ADMM iterations"),
+        ("cost TSO / DSO / total", f"${m['tso_cost']:,.2f} / ${m['dso_cost']:,.2f} / ${m['total_cost']:,.2f}"),
+        ("centralized", f"${c['objective']:,.2f}, gap {100 * c['gap_rel']:+.4f} %"),
+        ("boundary reserve up / down", f"{m['boundary_reserve_up_mw']:.2f} / {m['boundary_reserve_dn_mw']:.2f} MWh"),
+        ("worst curtailment / shedding / violation",
+         f"{m['wind_curtailment_worst_mw']:.2f} / {m['load_shedding_worst_mw']:.2f} / {m['boundary_violation_worst_mw']:.2f} MWh"),
+        ("line loading max / avg", f"{m['line_max_loading']:.3f} / {m['line_avg_loading']:.3f}"),
+        ("wall time", f"{t['wall_s']:.1f} s (loop {t['loop_s']:.1f} s, centralized {c['solve_s']:.1f} s)"),
+    ]

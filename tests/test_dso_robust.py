@@ -1,0 +1,348 @@
+"""The robust DSO (agents/dso_robust.py): requirement MILP, recourse LP, nested C&CG.
+
+Small instances so that the file runs in about a minute on two cores: case33bw with a
+12-hour day, 3 stations, 3 wind scenarios, 2 requirement slots, Gamma = 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import cvxpy as cp
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from agents.dso_recourse import DSOInfeasibleError, build_recourse
+from agents.dso_robust import DSORobustAgent, build_dso_problem, declarations_from_messages
+from agents.evcs import EVCSAgent
+from agents.requirement_milp import (
+    RecourseLP,
+    dual_value,
+    requirement_from_pattern,
+    solve_recourse,
+    worst_requirement,
+)
+from agents.robust_data import CCGSettings, DSORobustData, UncertaintySettings
+from agents.wasserstein import worst_case_distribution, worst_expectation_dual
+from coordination.evcs_messages import DeclaredCapacity, IncentivePrices
+from coordination.messages import ReserveUpdate, RobustCostReport
+from networks import load_feeder
+from scenarios.ev_sessions import EVSessionConfig, evcs_data, generate_station_sessions
+
+T = 12
+EV_BUSES = (6, 9, 12, 15, 17, 20, 22, 23, 28, 30, 32)
+
+
+@pytest.fixture(scope="module")
+def feeder():
+    return load_feeder("case33bw")
+
+
+def make_data(feeder, n_evcs=3, K=3, seed=0, load_scale=1.0, **changes):
+    """A DSO on case33bw: loads x a daily shape, 3 wind farms (~1 MW), real EVCS agents."""
+    f = feeder
+    rng = np.random.default_rng(seed)
+    h = np.arange(T)
+    shape = 0.35 + 0.2 * np.exp(-0.5 * ((h - 9) / 2.5) ** 2)
+    load_p = np.outer(f.load_p_mw, shape) * load_scale
+    load_q = np.outer(f.load_q_mvar, shape) * load_scale
+    wind_bus = np.array([f.bus_index(b) for b in (17, 24, 32)])
+    forecast = np.outer([1.0, 1.1, 1.04], 0.6 + 0.3 * np.cos(2 * np.pi * (h - 3) / 24))
+    scen = np.clip(forecast[None] * (1 + rng.normal(0, 0.25, (K, 3, T))), 0, None)
+    names = tuple(f"evcs{i}" for i in range(n_evcs))
+    buses = EV_BUSES[:n_evcs]
+    base, decl = [], []
+    for i, (n, b) in enumerate(zip(names, buses)):
+        sessions = generate_station_sessions(np.random.default_rng(100 + i), EVSessionConfig(horizon_h=T, sessions_per_station_mean=15))
+        agent = EVCSAgent(evcs_data(n, "dso1", b, sessions, horizon_h=T))
+        base.append(agent.baseline())
+        decl.append(agent.declare((IncentivePrices("dso1", n, 0, np.full(T, 12.0), np.full(T, 8.0)),)))
+    kw = dict(
+        name="dso1", tso_name="tso", feeder=f, load_p_mw=load_p, load_q_mvar=load_q, wind_bus=wind_bus,
+        wind_forecast_mw=forecast, wind_scenarios_mw=scen, evcs_names=names,
+        evcs_bus=np.array([f.bus_index(b) for b in buses]),
+        incentive_up_usd_per_mw_h=np.full(T, 12.0), incentive_dn_usd_per_mw_h=np.full(T, 8.0),
+        boundary_limit_mw=10.0, voll_usd_per_mwh=1000.0, curtailment_usd_per_mwh=10.0, violation_usd_per_mwh=300.0,
+        voltage_slack_usd_per_pu2=1e4, uncertainty=UncertaintySettings("dro", 1.0, 2), evaluation_budget_h=2,
+        ccg=CCGSettings(tol_abs_usd=0.05, tol_rel=1e-4, requirement_slots=2),
+    )
+    kw.update(changes)
+    return DSORobustData(**kw), tuple(base), tuple(decl)
+
+
+def reserve_update(p0_mw, iteration=1, up_price=-20.0, dn_price=-5.0, rho=15.0):
+    """An ADMM update whose multipliers make boundary reserves worth selling."""
+    z = np.zeros(T)
+    return ReserveUpdate("tso", "dso1", iteration, p0_mw, z, z.copy(), np.zeros(T), np.full(T, up_price), np.full(T, dn_price), rho)
+
+
+def ready_agent(data, base, decl):
+    agent = DSORobustAgent(data)
+    proposal = agent.collect_baselines(base)
+    agent.receive_declarations(decl)
+    return agent, proposal
+
+
+# --- the dual MILP on a small generic LP -----------------------------------------------------
+
+
+def tiny_lp(seed=3, horizon=4):
+    """Per hour: local generation g in [0, cap] (cost c), a free storage move h in [-1, 1]
+    (cost 2 |.| via two rows), violations vp, vm (cost 50); g + h + vp - vm = P - f;
+    the day's generation is capped (couples the hours)."""
+    rng = np.random.default_rng(seed)
+    n = 4 * horizon  # g, h, vp, vm per hour (blocks)
+    g, hh, vp, vm = (np.arange(horizon) + k * horizon for k in range(4))
+    cost = np.r_[rng.uniform(5, 20, horizon), np.full(horizon, 0.5), np.full(2 * horizon, 50.0)]
+    rows = [
+        sp.csr_matrix((np.ones(horizon), (np.arange(horizon), g)), shape=(horizon, n)),  # g <= cap
+        sp.csr_matrix((np.ones(horizon), (np.arange(horizon), hh)), shape=(horizon, n)),  # h <= 1
+        sp.csr_matrix((-np.ones(horizon), (np.arange(horizon), hh)), shape=(horizon, n)),  # -h <= 1
+        sp.csr_matrix((np.ones(horizon), (np.zeros(horizon, dtype=int), g)), shape=(1, n)),  # sum g <= G
+    ]
+    a_ub = sp.vstack(rows, format="csr")
+    r_ub = np.r_[rng.uniform(1, 3, horizon), np.ones(2 * horizon), 1.2 * horizon]
+    t = np.arange(horizon)
+    a_eq = sp.csr_matrix(
+        (np.r_[np.ones(horizon), np.ones(horizon), np.ones(horizon), -np.ones(horizon)], (np.r_[t, t, t, t], np.r_[g, hh, vp, vm])),
+        shape=(horizon, n),
+    )
+    nonneg = np.ones(n, dtype=bool)
+    nonneg[hh] = False
+    lp = RecourseLP(cost, a_ub, a_eq, nonneg, t, -1.0, 50.0)
+    return lp, r_ub, rng.uniform(0.5, 2.0, horizon)
+
+
+def all_patterns(active: np.ndarray, budget: int):
+    """Every (a_up, a_dn) with a_up + a_dn <= 1 in the active hours and at most `budget` nonzero."""
+    hours = np.flatnonzero(active)
+    for k in range(budget + 1):
+        for chosen in itertools.combinations(hours, k):
+            for signs in itertools.product((1, -1), repeat=k):
+                a_up, a_dn = np.zeros(active.size), np.zeros(active.size)
+                for t, s in zip(chosen, signs):
+                    (a_up if s > 0 else a_dn)[t] = 1.0
+                yield a_up, a_dn
+
+
+def test_dual_milp_equals_primal_and_brute_force_on_a_small_lp():
+    lp, r_ub, r_eq0 = tiny_lp()
+    up, dn = np.array([0.8, 0.5, 1.2, 0.3]), np.array([0.6, 1.0, 0.4, 0.9])
+    values = []
+    for a_up, a_dn in all_patterns(np.ones(4, dtype=bool), 2):
+        r_eq = lp.r_eq(r_eq0, requirement_from_pattern(a_up, a_dn, up, dn))
+        primal = solve_recourse(lp, r_ub, r_eq).value_usd
+        assert dual_value(lp, r_ub, r_eq) == pytest.approx(primal, rel=1e-6, abs=1e-7)
+        values.append(primal)
+    worst = worst_requirement(lp, r_ub, r_eq0, up, dn, 2)
+    assert worst.milp and worst.value_usd == pytest.approx(max(values), rel=1e-6)
+    assert worst.a_up.sum() + worst.a_dn.sum() <= 2 and np.all(worst.a_up + worst.a_dn <= 1)
+    # the returned pattern really reaches the value
+    check = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, worst.f_mw)).value_usd
+    assert check == pytest.approx(worst.value_usd, rel=1e-6)
+    # the bound matters: with budget 1 the worst is lower (this instance), budget 0 is f = 0
+    assert worst_requirement(lp, r_ub, r_eq0, up, dn, 1).value_usd < worst.value_usd - 1e-6
+    zero = worst_requirement(lp, r_ub, r_eq0, up, dn, 0)
+    assert not zero.milp and zero.value_usd == pytest.approx(values[0], rel=1e-9)
+
+
+# --- the DSO recourse ----------------------------------------------------------------------
+
+
+def independent_recourse_usd(data, b, dec, x, xi, f_mw):
+    """The recourse written out with cvxpy as agents/dso.py does (flow and voltage variables)."""
+    fd = data.feeder
+    n, nb, E, W = fd.n_bus, fd.n_branch, len(data.evcs_bus), len(data.wind_bus)
+    delta, w = cp.Variable((E, T)), cp.Variable((W, T), nonneg=True)
+    s, sig = cp.Variable((n, T), nonneg=True), cp.Variable((n - 1, T), nonneg=True)
+    vp, vm = cp.Variable(T, nonneg=True), cp.Variable(T, nonneg=True)
+    P, Q, v2 = cp.Variable((nb, T)), cp.Variable((nb, T)), cp.Variable((n, T))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tan_phi = np.where(data.load_p_mw > 0, data.load_q_mvar / data.load_p_mw, 0.0)
+    cev = np.zeros((n, E)); cev[data.evcs_bus, np.arange(E)] = 1
+    cw = np.zeros((n, W)); cw[data.wind_bus, np.arange(W)] = 1
+    p_net = data.load_p_mw - s + cev @ (b + delta) - cw @ w
+    q_net = data.load_q_mvar - cp.multiply(tan_phi, s)
+    k = np.arange(nb)
+    A = np.zeros((n, nb)); A[fd.branch_to, k] = 1; A[fd.branch_from, k] = -1
+    r, xx = fd.branch_r_pu / fd.base_mva, fd.branch_x_pu / fd.base_mva
+    S = fd.branch_rating_mva[:, None]
+    cons = [
+        A[1:] @ P == p_net[1:], A[1:] @ Q == q_net[1:], v2[0] == data.v_root_pu**2,
+        v2[fd.branch_to] == v2[fd.branch_from] - 2 * (np.diag(r) @ P + np.diag(xx) @ Q),
+        v2[1:] <= fd.v_max_pu**2 + sig, v2[1:] >= fd.v_min_pu**2 - sig,
+        cp.abs(P) <= S, cp.abs(Q) <= S, cp.abs(P + Q) <= np.sqrt(2) * S, cp.abs(P - Q) <= np.sqrt(2) * S,
+        s <= data.load_p_mw, w <= xi, delta <= x["d_mw"], delta >= -x["u_mw"],
+        cp.cumsum(delta, axis=1) <= dec.cum_dn_mwh, cp.cumsum(delta, axis=1) >= -dec.cum_up_mwh,
+        -(A[0] @ P) + p_net[0] == x["p_mw"] - f_mw + vp - vm,
+    ]
+    cost = (data.violation_usd_per_mwh * cp.sum(vp + vm) + data.voll_usd_per_mwh * cp.sum(s)
+            + data.curtailment_usd_per_mwh * cp.sum(xi - w) + data.voltage_slack_usd_per_pu2 * cp.sum(sig))
+    prob = cp.Problem(cp.Minimize(cost), cons)
+    prob.solve(solver="HIGHS")
+    assert prob.status == cp.OPTIMAL
+    return prob.value
+
+
+@pytest.fixture(scope="module")
+def recourse_case(feeder):
+    # heavier load so that voltage rows and the evening peak bind
+    data, base, decl = make_data(feeder, load_scale=1.4)
+    b = np.vstack([m.p_mw for m in base])
+    dec = declarations_from_messages(data, list(decl))
+    rec = build_recourse(data, b, dec)
+    p0 = data.load_p_mw.sum(0) + b.sum(0) - data.wind_forecast_mw.sum(0)
+    band = np.zeros(T); band[[6, 8, 9, 11]] = 1.0  # reserves in four hours only: 33 patterns with Gamma = 2
+    x = {"p_mw": p0, "u_mw": 0.7 * dec.up_mw, "d_mw": 0.7 * dec.dn_mw}
+    x["up_mw"], x["dn_mw"] = band * x["u_mw"].sum(0), band * x["d_mw"].sum(0)
+    return data, b, dec, rec, x
+
+
+def test_recourse_lp_matches_an_independent_lindistflow_model(recourse_case):
+    data, b, dec, rec, x = recourse_case
+    assert rec.screened_rows > 0  # screening left rows out ...
+    xi = data.wind_scenarios_mw[1]
+    for f_mw in (np.zeros(T), x["up_mw"] - 0.5 * x["dn_mw"]):
+        r_ub, r_eq0 = rec.rhs(x, xi)
+        ours = solve_recourse(rec.lp, r_ub, rec.lp.r_eq(r_eq0, f_mw)).value_usd + rec.cost_constant_usd(xi)
+        # ... and still gives the full model's value
+        assert ours == pytest.approx(independent_recourse_usd(data, b, dec, x, xi, f_mw), rel=1e-6, abs=1e-6)
+
+
+def test_dso_requirement_milp_equals_brute_force_and_the_dual(recourse_case):
+    data, b, dec, rec, x = recourse_case
+    xi = data.wind_scenarios_mw[0]
+    r_ub, r_eq0 = rec.rhs(x, xi)
+    best = -np.inf
+    for a_up, a_dn in all_patterns((x["up_mw"] + x["dn_mw"]) > 0, 2):
+        f_mw = requirement_from_pattern(a_up, a_dn, x["up_mw"], x["dn_mw"])
+        best = max(best, solve_recourse(rec.lp, r_ub, rec.lp.r_eq(r_eq0, f_mw)).value_usd)
+    worst = worst_requirement(rec.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], 2)
+    assert worst.value_usd == pytest.approx(best, rel=1e-6)
+    assert worst.value_usd > solve_recourse(rec.lp, r_ub, rec.lp.r_eq(r_eq0, np.zeros(T))).value_usd + 1e-3
+    r_eq = rec.lp.r_eq(r_eq0, worst.f_mw)
+    assert dual_value(rec.lp, r_ub, r_eq) == pytest.approx(solve_recourse(rec.lp, r_ub, r_eq).value_usd, rel=1e-6)
+    # the dual (Benders) cut of the worst pattern is tight at x and below Q elsewhere
+    alpha, beta = rec.benders_cut(worst.dual_ub, worst.dual_eq, worst.a_up, worst.a_dn, xi)
+    vec = lambda xx: np.concatenate([np.asarray(xx[k]).flatten(order="F") for k in rec.first_stage_sizes()])
+    q_here = worst.value_usd + rec.cost_constant_usd(xi)
+    assert alpha + beta @ vec(x) == pytest.approx(q_here, rel=1e-6)
+    y = dict(x, u_mw=0.3 * dec.up_mw, up_mw=0.5 * x["up_mw"], p_mw=x["p_mw"] + 0.2)
+    r_ub2, r_eq02 = rec.rhs(y, xi)
+    f2 = requirement_from_pattern(worst.a_up, worst.a_dn, y["up_mw"], y["dn_mw"])
+    q_there = solve_recourse(rec.lp, r_ub2, rec.lp.r_eq(r_eq02, f2)).value_usd + rec.cost_constant_usd(xi)
+    assert alpha + beta @ vec(y) <= q_there + 1e-6
+
+
+# --- the agent and its C&CG ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def solved(feeder):
+    data, base, decl = make_data(feeder)
+    agent, proposal = ready_agent(data, base, decl)
+    first = agent.solve_local((reserve_update(proposal.p_mw, 1),))
+    run1 = agent.last_ccg
+    objective1 = agent.model.problem.value
+    second = agent.solve_local((reserve_update(proposal.p_mw, 2, up_price=-20.5, dn_price=-5.2),))
+    return agent, proposal, first, run1, objective1, second
+
+
+def test_ccg_converges_to_the_exact_worst_case(solved):
+    agent, proposal, first, run1, _, _ = solved
+    pb, data = agent.problem, agent.data
+    assert proposal.iteration == 0 and np.all(proposal.up_mw == 0)
+    assert run1.converged and agent.last_ccg.converged
+    tol = max(data.ccg.tol_abs_usd, data.ccg.tol_rel * abs(float(pb.cost.value)))
+    Q, _ = pb.exact_worst()
+    exact = worst_expectation_dual(Q, pb.distances_mw, data.uncertainty.radius)
+    assert exact == pytest.approx(worst_case_distribution(Q, pb.distances_mw, data.uncertainty.radius)[1], rel=1e-7)
+    assert abs(exact - float(pb.eta.value)) <= tol + 1e-6
+    assert agent.last_ccg.gap_usd <= tol
+    assert np.all(first.up_mw >= 0) and first.up_mw.sum() > 0.01  # reserves are sold at these multipliers
+    report = agent.report_cost()
+    assert isinstance(report, RobustCostReport) and report.receiver == "coordinator"
+    assert report.worst_expected_recourse_usd == pytest.approx(exact, rel=1e-6)
+    assert report.cost_usd == pytest.approx(report.first_stage_usd + exact, rel=1e-6)
+    assert report.violation_worst_mwh >= 0 and report.curtailment_worst_mwh >= report.curtailment_expected_mwh - 1e-6
+    cleared = agent.clearing()
+    dec = declarations_from_messages(data, list(agent.declarations))
+    for i, msg in enumerate(cleared):
+        assert np.all(msg.up_mw >= 0) and np.all(msg.up_mw <= dec.up_mw[i] + 1e-12)
+    up_total = sum(m.up_mw for m in cleared)
+    assert np.all(agent.problem.shared["up_mw"].value <= up_total + 1e-6)
+
+
+def test_cuts_are_reused_and_the_model_is_built_once(solved):
+    agent, _, _, run1, _, _ = solved
+    assert agent.last_ccg.master_solves < run1.master_solves
+    assert agent.model.builds == 1 and agent.model.solves == run1.master_solves + agent.last_ccg.master_solves
+    # a restarted agent gets its cuts back
+    state = agent.get_state()
+    fresh = DSORobustAgent(agent.data)
+    fresh.set_state(state)
+    np.testing.assert_allclose(fresh.problem.dist_slots.value, agent.problem.dist_slots.value)
+    np.testing.assert_allclose(fresh.problem.cut_alpha[0].value, agent.problem.cut_alpha[0].value)
+    assert fresh.problem.req_used == agent.problem.req_used
+
+
+def test_directions_gamma_radius_and_no_flexibility(solved, feeder):
+    agent, proposal, _, _, _, _ = solved
+    pb, data = agent.problem, agent.data
+    x = pb.first_stage_values()
+    # at the same plan: a larger requirement budget or radius never lowers the worst case
+    q = [pb.exact_worst(x, budget)[0] for budget in (0, 1, 2)]
+    assert np.all(q[1] >= q[0] - 1e-7) and np.all(q[2] >= q[1] - 1e-7) and q[2].sum() > q[0].sum()
+    # (the optimal plan evens out the Q_j; at the baseline boundary they differ)
+    q_base = pb.exact_worst(dict(x, p_mw=proposal.p_mw), 2)[0]
+    worst = [worst_case_distribution(q_base, pb.distances_mw, r)[1] for r in (0.0, 0.5, 1.0, 3.0)]
+    assert np.all(np.diff(worst) >= -1e-9) and worst[-1] > worst[0]
+    # optimal objectives: Gamma = 0 plans at a lower (or equal) objective than Gamma = 2
+    data0 = dataclasses.replace(data, uncertainty=dataclasses.replace(data.uncertainty, requirement_budget_h=0))
+    base, decl = agent_inputs(feeder)
+    agent0, _ = ready_agent(data0, base, decl)
+    agent0.solve_local((reserve_update(proposal.p_mw, 2, up_price=-20.5, dn_price=-5.2),))
+    assert agent0.model.problem.value <= agent.model.problem.value + 1e-6
+    # no flexibility: no reserves whatever the multipliers
+    none = dataclasses.replace(data, flexibility="none")
+    agent_n, _ = ready_agent(none, base, decl)
+    reply = agent_n.solve_local((reserve_update(proposal.p_mw, 1),))
+    assert np.allclose(reply.up_mw, 0, atol=1e-7) and np.allclose(reply.dn_mw, 0, atol=1e-7)
+    assert all(np.allclose(m.up_mw, 0) and np.allclose(m.dn_mw, 0) for m in agent_n.clearing())
+    # flexibility "dso": the boundary stays at the baseline, no reserves
+    fixed = dataclasses.replace(data, flexibility="dso")
+    agent_d, p0 = ready_agent(fixed, base, decl)
+    reply = agent_d.solve_alone()
+    np.testing.assert_allclose(reply.p_mw, p0.p_mw, atol=1e-6)
+    assert np.allclose(reply.up_mw, 0, atol=1e-7)
+
+
+def agent_inputs(feeder):
+    _, base, decl = make_data(feeder)
+    return base, decl
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+def test_overloaded_feeder_is_refused_naming_dso_hour_and_bus(feeder):
+    data, base, _ = make_data(feeder, load_scale=5.0)
+    with pytest.raises(DSOInfeasibleError, match=r"'dso1'.*period \d+.*bus \d+") as info:
+        DSORobustAgent(data).collect_baselines(base)
+    assert info.value.period is not None and info.value.bus is not None
+
+
+def test_bad_declaration_is_refused_naming_the_field(feeder):
+    data, base, decl = make_data(feeder)
+    agent = DSORobustAgent(data)
+    agent.collect_baselines(base)
+    d0 = decl[0]
+    short = DeclaredCapacity(d0.sender, d0.receiver, 0, d0.up_mw[:-1], d0.dn_mw, d0.cum_up_mwh, d0.cum_dn_mwh)
+    with pytest.raises(ValueError, match=r"DeclaredCapacity\.up_mw from 'evcs0' has 11 values"):
+        agent.receive_declarations((short, *decl[1:]))
+    with pytest.raises(ValueError, match="no DeclaredCapacity from station"):
+        build_dso_problem(data, np.vstack([m.p_mw for m in base]), list(decl[1:]))
+    with pytest.raises(RuntimeError, match="before receive_declarations"):
+        agent.solve_alone()
