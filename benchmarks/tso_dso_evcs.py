@@ -35,7 +35,6 @@ go into benchmarks/README.md by hand, with the machine). Exit codes: 0 ok, 2 bad
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -196,20 +195,6 @@ def markdown(summary: dict, modes: list[str], title: str, notes: list[str]) -> s
     return "\n".join(md) + "\n"
 
 
-def _jsonable(value):
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return value.item()
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.repeats < 1 or args.workers < 1:
@@ -308,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"tso-dso-evcs-{scn.name}-case{scn.case}"
+    from coordination.output import _jsonable
+
     (out / f"{stem}.json").write_text(json.dumps(_jsonable(record), indent=2))
     md = markdown(summary, modes, title, notes)
     (out / f"{stem}.md").write_text(md)

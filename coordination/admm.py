@@ -83,6 +83,26 @@ def run_admm(
     t_start = time.time()
     proposals = runtime.run_phase("baseline", [Call(d, "baseline") for d in dsos])
     updates = runtime.run_phase("initialize", [Call(tso, "initialize", tuple(proposals))])
+    converged, history = admm_rounds(runtime, tso, dsos, updates, BoundaryUpdate, max_iterations, progress)
+    runtime.next_round()
+    costs = runtime.run_phase("report", [Call(a, "report_cost") for a in [tso, *dsos]])
+    outcomes = {m.sender: m for m in costs if isinstance(m, CostReport)}
+    return ADMMResult(converged, len(history), history, outcomes, time.time() - t_start)
+
+
+def admm_rounds(
+    runtime: Runtime,
+    tso: str,
+    dsos: list[str],
+    updates: list,
+    update_type: type,
+    max_iterations: int,
+    progress: Callable[[IterationRecord], None] | None = None,
+) -> tuple[bool, list[IterationRecord]]:
+    """ADMM rounds until the TSO reports convergence: phase ``local`` (TSO and every DSO
+    against the last ``updates``), phase ``coordinate`` (the TSO's consensus step, which
+    answers with a :class:`ConvergenceReport` and one ``update_type`` message per DSO).
+    The updates left after the last round are discarded. Returns (converged, history)."""
     history: list[IterationRecord] = []
     converged = False
     for _ in range(max_iterations):
@@ -93,7 +113,7 @@ def run_admm(
         proposals = runtime.run_phase("local", calls)
         replies = runtime.run_phase("coordinate", [Call(tso, "coordinate", tuple(proposals))])
         (report,) = [m for m in replies if isinstance(m, ConvergenceReport)]
-        updates = [m for m in replies if isinstance(m, BoundaryUpdate)]
+        updates = [m for m in replies if isinstance(m, update_type)]
         record = IterationRecord(
             report.iteration,
             report.primal_residual_mw,
@@ -110,10 +130,7 @@ def run_admm(
             converged = True
             break
     runtime.discard(updates)  # the last updates are not needed once the run stops
-    runtime.next_round()
-    costs = runtime.run_phase("report", [Call(a, "report_cost") for a in [tso, *dsos]])
-    outcomes = {m.sender: m for m in costs if isinstance(m, CostReport)}
-    return ADMMResult(converged, len(history), history, outcomes, time.time() - t_start)
+    return converged, history
 
 
 def _by_receiver(messages: list) -> dict[str, list]:

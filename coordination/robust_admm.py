@@ -24,7 +24,7 @@ consensus values, multipliers and rho travel.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from .evcs_messages import EVCS_ROUTES, EVCSBandReport
@@ -38,6 +38,7 @@ from .messages import (
     RobustCostReport,
     routes,
 )
+from .admm import IterationRecord, _by_receiver, admm_rounds
 from .runtime import COORDINATOR, Call, Runtime
 
 PROTOCOL = ProtocolSpec(
@@ -56,17 +57,8 @@ PROTOCOL = ProtocolSpec(
 )
 
 
-@dataclass(frozen=True)
-class ADMMRound:
-    """One ADMM iteration as the coordinator saw it."""
-
-    iteration: int
-    primal_residual_mw: float
-    dual_residual_usd_per_mwh: float
-    primal_tolerance_mw: float
-    dual_tolerance_usd_per_mwh: float
-    rho_usd_per_mw2h: float
-    wall_s: float
+#: One ADMM iteration as the coordinator saw it (the deterministic protocol's record).
+ADMMRound = IterationRecord
 
 
 @dataclass
@@ -80,14 +72,6 @@ class RobustRunResult:
     bands: dict[str, EVCSBandReport]  #: by EVCS
     loop_wall_s: float
     coupled: bool  #: False: case 2 (TSO and DSOs solved apart, no ADMM)
-    ccg_by_round: list[dict[str, tuple[int, int, int]]] = field(default_factory=list)
-
-
-def _by_receiver(messages: list) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for m in messages:
-        out.setdefault(m.receiver, []).append(m)
-    return out
 
 
 def run_protocol(
@@ -115,33 +99,8 @@ def run_protocol(
         runtime.next_round()
         runtime.run_phase("alone", [Call(tso, "solve_alone", tuple(proposals))] + [Call(d, "solve_alone") for d in dsos])
     else:
-        converged = False
         updates = runtime.run_phase("initialize", [Call(tso, "initialize", tuple(proposals))])
-        for _ in range(max_iterations):
-            runtime.next_round()
-            t_round = time.time()
-            inbox = _by_receiver(updates)
-            calls = [Call(tso, "solve_local")] + [Call(d, "solve_local", tuple(inbox.get(d, ()))) for d in dsos]
-            proposals = runtime.run_phase("local", calls)
-            replies = runtime.run_phase("coordinate", [Call(tso, "coordinate", tuple(proposals))])
-            (report,) = [m for m in replies if isinstance(m, ConvergenceReport)]
-            updates = [m for m in replies if isinstance(m, ReserveUpdate)]
-            record = ADMMRound(
-                report.iteration,
-                report.primal_residual_mw,
-                report.dual_residual_usd_per_mwh,
-                report.primal_tolerance_mw,
-                report.dual_tolerance_usd_per_mwh,
-                report.rho_usd_per_mw2h,
-                time.time() - t_round,
-            )
-            history.append(record)
-            if progress is not None:
-                progress(record)
-            if report.converged:
-                converged = True
-                break
-        runtime.discard(updates)
+        converged, history = admm_rounds(runtime, tso, dsos, updates, ReserveUpdate, max_iterations, progress)
     loop_s = time.time() - t0
     runtime.next_round()
     cleared = _by_receiver(runtime.run_phase("clear", [Call(d, "clearing") for d in dsos]))
