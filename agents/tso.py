@@ -231,21 +231,20 @@ class TSOAgent(ReportsOutcome):
         self._record_outcome()
 
     def coordinate(self, inbox: tuple) -> list:
-        x_dso = self._stack(inbox)
-        step = consensus_step(self.x_tso, x_dso, self.lam_tso, self.lam_dso, self.z, self.rho, self.settings)
-        self.z, self.lam_tso, self.lam_dso = step.z, step.lam_tso, step.lam_dso
-        self.iteration += 1
-        report = ConvergenceReport(
-            self.name,
-            COORDINATOR,
-            self.iteration,
-            step.primal_residual,
-            step.dual_residual,
-            step.primal_tolerance,
-            step.dual_tolerance,
-            self.rho,
-            step.converged,
-        )
-        if not step.converged:
-            self.rho = residual_balance(self.rho, step, self.settings)
-        return [report, *self._updates()]
+        return consensus_round(self, self._stack(inbox))
+
+
+def consensus_round(agent, x_dso: np.ndarray) -> list:
+    """The coordinating TSO's step, shared by the deterministic and the robust TSO: update z and
+    the multipliers from the DSOs' copies ``x_dso``, report the residuals to the coordinator and,
+    unless converged, rebalance rho; returns [ConvergenceReport, the agent's updates]."""
+    step = consensus_step(agent.x_tso, x_dso, agent.lam_tso, agent.lam_dso, agent.z, agent.rho, agent.settings)
+    agent.z, agent.lam_tso, agent.lam_dso = step.z, step.lam_tso, step.lam_dso
+    agent.iteration += 1
+    report = ConvergenceReport(
+        agent.name, COORDINATOR, agent.iteration, step.primal_residual, step.dual_residual,
+        step.primal_tolerance, step.dual_tolerance, agent.rho, step.converged,
+    )
+    if not step.converged:
+        agent.rho = residual_balance(agent.rho, step, agent.settings)
+    return [report, *agent._updates()]

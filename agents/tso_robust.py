@@ -41,13 +41,12 @@ import numpy as np
 from agents.ccg import CCGRun, CutReport, solve_with_cuts
 from agents.robust_data import TSORobustData
 from agents.solver import CompiledModel
-from agents.tso import TSOAgent
+from agents.tso import TSOAgent, consensus_round
 from agents.tso_recourse import FirstStage, RecourseEvaluator, RecourseResult, dc_flow_constraints, recourse_copy, tso_grid
 from agents.wasserstein import ball_constraints, scenario_distances_mw, worst_case_distribution
-from coordination.admm_math import ADMMSettings, consensus_step, linear_coefficient, residual_balance
+from coordination.admm_math import ADMMSettings, linear_coefficient
 from coordination.messages import (
     BoundaryPlanReport,
-    ConvergenceReport,
     LineLoadingReport,
     ReserveProposal,
     ReserveUpdate,
@@ -411,17 +410,7 @@ class TSORobustAgent:
 
     def coordinate(self, inbox: tuple) -> list:
         """Consensus over the stacked (3, K, T) arrays; residual balancing of rho."""
-        x_dso = self._stack(inbox)
-        step = consensus_step(self.x_tso, x_dso, self.lam_tso, self.lam_dso, self.z, self.rho, self.settings)
-        self.z, self.lam_tso, self.lam_dso = step.z, step.lam_tso, step.lam_dso
-        self.iteration += 1
-        report = ConvergenceReport(
-            self.name, COORDINATOR, self.iteration, step.primal_residual, step.dual_residual,
-            step.primal_tolerance, step.dual_tolerance, self.rho, step.converged,
-        )
-        if not step.converged:
-            self.rho = residual_balance(self.rho, step, self.settings)
-        return [report, *self._updates()]
+        return consensus_round(self, self._stack(inbox))
 
     def report_cost(self, inbox: tuple = ()) -> list:
         """[RobustCostReport, LineLoadingReport, BoundaryPlanReport] at the current plan.
