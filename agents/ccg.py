@@ -10,9 +10,10 @@ uncertainty set and cut nothing off.
 A :class:`RobustProblem` exposes its first-stage shared variables, constraints and cost
 (first stage + eta) and a :meth:`RobustProblem.separate` that reads the master's current
 solution, solves the subproblems and writes new cuts. :func:`solve_with_cuts` alternates
-the two until no cut is added: then the master's estimate equals the worst case within
-the tolerance, and the first stage is optimal for the robust problem (plus whatever
-terms, such as ADMM's, the compiled objective adds).
+the two until no cut is added (and no stabilized problem moved its proximal center, see
+:class:`CutReport`): then the master's estimate equals the worst case within the
+tolerance, and the first stage is optimal for the robust problem (plus whatever terms,
+such as ADMM's, the compiled objective adds).
 
 The same problems joined in one master give the centralized solve
 (coordination/robust_centralized.py); kept across ADMM iterations, their cuts stay valid,
@@ -38,6 +39,7 @@ class CutReport:
     worst_case_usd: float  #: the true worst-case expected recourse at this first stage
     inner_solves: int = 0  #: inner-loop subproblems solved (DSO: requirement MILPs)
     outer_solves: int = 0  #: outer-loop subproblems solved (worst-distribution LPs)
+    moved: bool = False  #: a stabilized master moved its proximal center (not converged yet)
 
 
 class RobustProblem(Protocol):
@@ -76,7 +78,7 @@ def solve_with_cuts(model: CompiledModel, problems: list, max_iterations: int) -
         run.inner_solves += sum(r.inner_solves for r in reports)
         run.outer_solves += sum(r.outer_solves for r in reports)
         run.gap_usd = sum(r.worst_case_usd - r.master_estimate_usd for r in reports)
-        if added == 0:
+        if added == 0 and not any(r.moved for r in reports):
             run.converged = True
             break
     return run

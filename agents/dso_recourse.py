@@ -422,3 +422,46 @@ def build_recourse(data: DSORobustData, baselines_mw: np.ndarray, declared: Decl
         screened_rows=screened, column_hour=column_hour,
     )
 
+
+
+def aggregate_recourse(
+    data: DSORobustData,
+    baselines_mw: np.ndarray,
+    declared: Declarations,
+    x: dict,
+    xi_mw: np.ndarray,
+    f_mw,
+) -> tuple[list, cp.Expression]:
+    """A relaxation of the recourse without the network: ``(constraints, cost)``.
+
+    Each station keeps its own adjustment ``delta_i`` in ``[-u_i, d_i]`` and its cumulative
+    limits; shedding is bounded by the total load, wind by the scenario's total, and the
+    feeder is one bus: ``sum load - s + sum b + sum_i delta_i - w - vp + vm = P - f``. No
+    branch or voltage rows, no voltage slack, so every feasible point of the full recourse is
+    feasible here at no higher cost and the optimum bounds ``Q`` from below (equal to it
+    whenever no branch or voltage limit binds). ``x`` holds cvxpy expressions of ``p_mw``
+    (T,), ``u_mw``/``d_mw`` (E, T); ``f_mw`` is an expression of the requirement. Used as a
+    small column of the DSO master (agents/dso_robust.py).
+    """
+    T, E = data.horizon_h, len(data.evcs_names)
+    load = np.asarray(data.load_p_mw, float).sum(axis=0)
+    base = np.asarray(baselines_mw, float).sum(axis=0)
+    xi = np.asarray(xi_mw, float).sum(axis=0)
+    s, w = cp.Variable(T, nonneg=True), cp.Variable(T, nonneg=True)
+    vp, vm = cp.Variable(T, nonneg=True), cp.Variable(T, nonneg=True)
+    cons = [s <= load, w <= xi]
+    ev = 0
+    if E:
+        delta, cum = cp.Variable((E, T)), cp.Variable((E, T))
+        cons += [
+            delta >= -x["u_mw"], delta <= x["d_mw"],
+            cum[:, 0] == delta[:, 0], cum[:, 1:] == cum[:, :-1] + delta[:, 1:],
+            cum <= np.asarray(declared.cum_dn_mwh, float), -cum <= np.asarray(declared.cum_up_mwh, float),
+        ]
+        ev = cp.sum(delta, axis=0)
+    cons.append(load - s + base + ev - w - vp + vm == x["p_mw"] - f_mw)
+    cost = (
+        data.violation_usd_per_mwh * cp.sum(vp + vm) + data.voll_usd_per_mwh * cp.sum(s)
+        + data.curtailment_usd_per_mwh * cp.sum(xi - w)
+    )
+    return cons, cost

@@ -53,8 +53,8 @@ from agents.dso_inputs import (  # noqa: F401  (re-exported for the protocol cod
     declarations_from_messages,
     validate_dso_robust_data,
 )
-from agents.dso_recourse import Declarations, DSOInfeasibleError, build_recourse
-from agents.requirement_milp import RecourseInfeasibleError, solve_recourse, worst_requirement
+from agents.dso_recourse import Declarations, DSOInfeasibleError, aggregate_recourse, build_recourse
+from agents.requirement_milp import RecourseInfeasibleError, ascend_requirement, solve_recourse, worst_requirement
 from agents.robust_data import DSORobustData
 from agents.solver import CompiledModel
 from agents.wasserstein import ball_constraints, scenario_distances_mw, worst_case_distribution
@@ -70,9 +70,23 @@ MASTER_SOLVER = "CLARABEL"
 #: (it doubled the time per iteration on the K = 5, 11-station master; objective within 1e-9).
 MASTER_SOLVER_OPTIONS = {"tol_feas": 1e-8, "tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "iterative_refinement_enable": False}
 #: Dual (Benders) cut slots per wind scenario; see DSOProblem.
-BENDERS_SLOTS = 24
+BENDERS_SLOTS = 96
+#: Proximal weights use at least this capacity (MW), so hours without declarations keep a strictly convex term.
+PROX_FLOOR_MW = 0.01
+#: Aggregated (one-bus) recourse columns per scenario; unused ones hold the zero requirement.
+AGGREGATE_SLOTS = 8
+#: Requirement patterns remembered per scenario as starts of the ascent heuristic.
+PATTERN_MEMORY = 4
 #: Two patterns / distributions closer than this are the same cut.
 SAME_CUT_TOL = 1e-9
+
+
+def _spread(declared_mw: np.ndarray) -> sp.csr_matrix:
+    """(E*T, T): maps an hourly share to the stations' F-order capacities ``U_it * share_t``."""
+    E, T = declared_mw.shape
+    rows = (np.arange(E)[:, None] + E * np.arange(T)[None, :]).ravel()
+    cols = np.broadcast_to(np.arange(T)[None, :], (E, T)).ravel()
+    return sp.csr_matrix((np.asarray(declared_mw, float).ravel(), (rows, cols)), shape=(E * T, T))
 
 
 class DSOProblem:
@@ -96,23 +110,29 @@ class DSOProblem:
         p = cp.Variable(T, name="dso_p_mw")
         up = cp.Variable(T, nonneg=True, name="dso_up_mw")
         dn = cp.Variable(T, nonneg=True, name="dso_dn_mw")
-        u = cp.Variable((E, T), nonneg=True, name="cleared_up_mw")
-        d = cp.Variable((E, T), nonneg=True, name="cleared_dn_mw")
+        # pro-rata clearing: station i gets u_it = share_up_t * U_it (and d likewise), so the
+        # first stage has 5T values whatever the number of stations
+        share_up = cp.Variable(T, nonneg=True, name="cleared_share_up")
+        share_dn = cp.Variable(T, nonneg=True, name="cleared_share_dn")
+        self.share_up, self.share_dn = share_up, share_dn
+        self.spread_up = _spread(declared.up_mw)
+        self.spread_dn = _spread(declared.dn_mw)
+        u = cp.reshape(self.spread_up @ share_up, (E, T), order="F")
+        d = cp.reshape(self.spread_dn @ share_dn, (E, T), order="F")
         self.shared = {"p_mw": p, "up_mw": up, "dn_mw": dn}
-        self.cleared_up_mw, self.cleared_dn_mw = u, d
         self.p_fixed = cp.Parameter(T, name="dso_p_fixed_mw", value=self.p0_mw.copy())
         lim = float(data.boundary_limit_mw)
+        total_up, total_dn = declared.up_mw.sum(axis=0), declared.dn_mw.sum(axis=0)
         cons = [
-            u <= declared.up_mw, d <= declared.dn_mw,
-            up <= cp.sum(u, axis=0), dn <= cp.sum(d, axis=0),
+            share_up <= 1, share_dn <= 1,
+            up <= cp.multiply(total_up, share_up), dn <= cp.multiply(total_dn, share_dn),
             p - up >= -lim, p + dn <= lim,
         ]
         if flex in ("dso", "none"):  # cases 2 and 3: TSO and DSO apart, boundary at its baseline
             cons += [p == self.p_fixed, up == 0, dn == 0]
         self.first_stage_cost = (
-            np.asarray(data.incentive_up_usd_per_mw_h, float) @ cp.sum(u, axis=0)
-            + np.asarray(data.incentive_dn_usd_per_mw_h, float) @ cp.sum(d, axis=0)
-        )
+            np.asarray(data.incentive_up_usd_per_mw_h, float) * total_up) @ share_up + (
+            np.asarray(data.incentive_dn_usd_per_mw_h, float) * total_dn) @ share_dn
         x = {"p_mw": p, "up_mw": up, "dn_mw": dn, "u_mw": u, "d_mw": d}
 
         # slots: distributions (outer) and requirement patterns per scenario (inner)
@@ -136,16 +156,35 @@ class DSOProblem:
         self.a_up = [[cp.Parameter(T, name=f"a_up_{j}_{m}", value=np.zeros(T)) for m in range(M)] for j in range(K)]
         self.a_dn = [[cp.Parameter(T, name=f"a_dn_{j}_{m}", value=np.zeros(T)) for m in range(M)] for j in range(K)]
         self.req_used = [0] * K
+        self.found: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(K)]  #: patterns met, newest first
         # dual (Benders) cuts per scenario: theta_j >= alpha + beta @ xvec (unused: 0 >= 0, Q_j >= 0)
-        xvec = cp.hstack([p, up, dn, cp.vec(u, order="F"), cp.vec(d, order="F")])
+        xvec = cp.hstack([p, up, dn, share_up, share_dn])
         nx = xvec.size
         B = BENDERS_SLOTS
         self.cut_alpha = [cp.Parameter(B, name=f"dso_cut_alpha_{j}", value=np.zeros(B)) for j in range(K)]
         self.cut_beta = [cp.Parameter((B, nx), name=f"dso_cut_beta_{j}", value=np.zeros((B, nx))) for j in range(K)]
         self.cut_used = [0] * K
         self._xvec = xvec
+        cons.append(self.theta >= 0)  # every recourse cost term is a penalty >= 0 (kept when cut slots are reused)
         for j in range(K):
             cons.append(self.cut_alpha[j] + self.cut_beta[j] @ xvec <= self.theta[j])
+        # network-free columns (agents.dso_recourse.aggregate_recourse): per scenario AGGREGATE_SLOTS
+        # patterns, each a relaxation of the recourse without branch and voltage rows that bounds
+        # theta_j from below; they give the master the stations' hour-by-hour energy limits exactly
+        totals = {"p_mw": p, "u_mw": u, "d_mw": d}
+        A = AGGREGATE_SLOTS if self.requirements_possible else 1
+        self.g_up = [[cp.Parameter(T, name=f"g_up_{j}_{m}", value=np.zeros(T)) for m in range(A)] for j in range(K)]
+        self.g_dn = [[cp.Parameter(T, name=f"g_dn_{j}_{m}", value=np.zeros(T)) for m in range(A)] for j in range(K)]
+        self.g_used = [0] * K
+        self.g_cost: list[list[cp.Expression]] = []
+        for j in range(K):
+            row = []
+            for m in range(A):
+                f_jm = cp.multiply(self.g_up[j][m], up) - cp.multiply(self.g_dn[j][m], dn)
+                agg_cons, agg_cost = aggregate_recourse(data, self.baselines_mw, declared, totals, self.scenarios_mw[j], f_jm)
+                cons += agg_cons + [agg_cost <= self.theta[j]]
+                row.append(agg_cost)
+            self.g_cost.append(row)
         self.copies: list[list[cp.Variable]] = []
         self.copy_cost: list[list[cp.Expression]] = []
         for j in range(K):
@@ -171,6 +210,15 @@ class DSOProblem:
             self.copy_cost.append(costs)
         self.constraints = cons
         self.cost = self.first_stage_cost + self.eta
+        # proximal point on the cleared capacity: (sigma/2) sum_t (U_t (s_t - c_t))^2
+        #   = (1/2) sum w s^2 - (w c) @ s + const, w_t = sigma U_t^2 (U_t: the hour's total declared MW)
+        shares = cp.hstack([share_up, share_dn])
+        self.prox_weight = float(data.ccg.prox_weight_usd) * np.maximum(np.r_[total_up, total_dn], PROX_FLOOR_MW) ** 2
+        self.center = np.full(2 * T, 0.5)
+        self.prox_linear = cp.Parameter(2 * T, name="dso_prox_linear", value=-self.prox_weight * self.center)
+        self.center_value_usd = float("inf")  #: objective at the center (inf: not yet known in this run)
+        self.extra_cost: cp.Expression | None = None  #: terms the agent adds to the objective (ADMM's)
+        self.stabilizer = 0.5 * cp.sum_squares(cp.multiply(np.sqrt(self.prox_weight), shares)) + self.prox_linear @ shares
         self.cuts_added = 0
 
     # -- the master's current first stage ---------------------------------------------------
@@ -178,8 +226,10 @@ class DSOProblem:
         vals = {k: np.asarray(v.value, dtype=float) for k, v in self.shared.items()}
         vals["up_mw"] = np.clip(vals["up_mw"], 0.0, None)
         vals["dn_mw"] = np.clip(vals["dn_mw"], 0.0, None)
-        vals["u_mw"] = np.clip(np.asarray(self.cleared_up_mw.value, dtype=float), 0.0, self.declared.up_mw)
-        vals["d_mw"] = np.clip(np.asarray(self.cleared_dn_mw.value, dtype=float), 0.0, self.declared.dn_mw)
+        vals["share_up"] = np.clip(np.asarray(self.share_up.value, dtype=float), 0.0, 1.0)
+        vals["share_dn"] = np.clip(np.asarray(self.share_dn.value, dtype=float), 0.0, 1.0)
+        vals["u_mw"] = self.declared.up_mw * vals["share_up"][None, :]
+        vals["d_mw"] = self.declared.dn_mw * vals["share_dn"][None, :]
         return vals
 
     def _worst(self, x: dict, j: int, budget: int):
@@ -223,8 +273,24 @@ class DSOProblem:
         self.a_dn[j][slot].value = np.asarray(a_dn, dtype=float)
         return True
 
+    def _write_aggregate(self, j: int, a_up: np.ndarray, a_dn: np.ndarray) -> None:
+        slots = list(zip(self.g_up[j], self.g_dn[j]))
+        for pu, pd in slots[: self.g_used[j]]:
+            if np.array_equal(pu.value, a_up) and np.array_equal(pd.value, a_dn):
+                return
+        if self.g_used[j] < len(slots):
+            slot = self.g_used[j]
+            self.g_used[j] += 1
+        else:  # the aggregated column with the lowest cost at the current first stage
+            slot = int(np.argmin([float(c.value) for c in self.g_cost[j]]))
+        self.g_up[j][slot].value = np.asarray(a_up, dtype=float)
+        self.g_dn[j][slot].value = np.asarray(a_dn, dtype=float)
+
     def _write_benders(self, j: int, w, xi: np.ndarray) -> None:
-        alpha, beta = self.recourse.benders_cut(w.dual_ub, w.dual_eq, w.a_up, w.a_dn, xi)
+        alpha, beta_full = self.recourse.benders_cut(w.dual_ub, w.dual_eq, w.a_up, w.a_dn, xi)
+        T, ET = self.data.horizon_h, self.spread_up.shape[0]
+        bu, bd = beta_full[3 * T: 3 * T + ET], beta_full[3 * T + ET:]
+        beta = np.r_[beta_full[: 3 * T], self.spread_up.T @ bu, self.spread_dn.T @ bd]  # chain rule through u = U * share
         a, b = np.array(self.cut_alpha[j].value), np.array(self.cut_beta[j].value)
         if self.cut_used[j] < a.size:
             slot = self.cut_used[j]
@@ -247,20 +313,70 @@ class DSOProblem:
         self.dist_slots.value = slots
         return True
 
+    def _ascend(self, x: dict, j: int, budget: int):
+        r_ub, r_eq0 = self.recourse.rhs(x, self.scenarios_mw[j])
+        try:
+            return ascend_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget, self.found[j])
+        except RecourseInfeasibleError:
+            return self._worst(x, j, budget)[0]  # the MILP names the cause
+
+    def _remember(self, j: int, w) -> None:
+        pattern = (np.asarray(w.a_up, float), np.asarray(w.a_dn, float))
+        if not any(np.array_equal(pattern[0], a) and np.array_equal(pattern[1], b) for a, b in self.found[j]):
+            self.found[j] = ([pattern] + self.found[j])[:PATTERN_MEMORY]
+
     def separate(self) -> CutReport:
-        """Inner loop (worst requirement per scenario), then outer loop (worst distribution)."""
+        """Inner loop (worst requirement per scenario), then outer loop (worst distribution).
+
+        The inner loop first runs the linearization ascent (:func:`ascend_requirement`,
+        a few LPs) from the patterns found before; only when it finds no violated cut in
+        any scenario does it solve the exact MILPs, which then certify convergence (their
+        dual bound within the tolerance) or give the missing cuts.
+        """
         x = self.first_stage_values()
         theta = np.asarray(self.theta.value, dtype=float)
         eta = float(self.eta.value)
         tol = max(self.data.ccg.tol_abs_usd, self.data.ccg.tol_rel * abs(float(self.first_stage_cost.value) + eta))
-        Q, worst = self.exact_worst(x)
+        budget = self.data.uncertainty.requirement_budget_h if self.data.flexibility == "both" else 0
+        K = len(self.scenarios_mw)
+        consts = np.array([self.recourse.cost_constant_usd(xi) for xi in self.scenarios_mw])
+
+        def violated(ws) -> bool:
+            return any(w.value_usd + consts[j] > theta[j] + tol for j, w in enumerate(ws))
+
+        if self.requirements_possible:  # cheap ascent first; the exact MILPs only to certify
+            worst, exact = [self._ascend(x, j, budget) for j in range(K)], False
+        else:  # f = 0 only: the exact worst case is one LP per scenario
+            worst, exact = [self._worst(x, j, budget)[0] for j in range(K)], True
+        solves = K
+        if not violated(worst):
+            shares = np.r_[x["share_up"], x["share_dn"]]
+            Q = np.array([w.value_usd for w in worst]) + consts
+            sup = self.worst_expectation(Q)[1]
+            extra = 0.0 if self.extra_cost is None else float(self.extra_cost.value)
+            value = float(self.first_stage_cost.value) + extra + sup  # the objective here (model exact)
+            gain = self.center_value_usd - value
+            if np.abs(shares - self.center).max() > self.data.ccg.prox_move_tol and gain > tol:
+                # a proximal-point step: the model is exact here and the objective fell by more
+                # than the tolerance since the last center; the exact check comes later
+                self.recenter(shares)
+                self.center_value_usd = value
+                self.last_added = (0, 0)
+                return CutReport(0, eta, sup, inner_solves=solves, outer_solves=1, moved=True)
+            if not exact:
+                worst = [self._worst(x, j, budget)[0] for j in range(K)]
+                solves += K
+        Q = np.array([w.value_usd for w in worst]) + consts
         added = 0
         for j, w in enumerate(worst):
             if Q[j] > theta[j] + tol:
                 self._write_benders(j, w, self.scenarios_mw[j])
                 added += 1
-                if self.requirements_possible and w.milp and self.a_up[j]:
-                    self._write_pattern(j, w.a_up, w.a_dn)
+                if self.requirements_possible and w.milp:
+                    self._remember(j, w)
+                    self._write_aggregate(j, w.a_up, w.a_dn)
+                    if self.a_up[j]:
+                        self._write_pattern(j, w.a_up, w.a_dn)
         inner_added = added
         q, sup = self.worst_expectation(Q)
         if sup > eta + tol and self._write_distribution(q):
@@ -268,7 +384,16 @@ class DSOProblem:
         self.last_added = (inner_added, added - inner_added)
         self.cuts_added += added
         self.last_worst_usd, self.last_distribution, self.last_q_usd = sup, q, Q
-        return CutReport(added, eta, sup, inner_solves=len(worst), outer_solves=1)
+        return CutReport(added, eta, sup, inner_solves=solves, outer_solves=1)
+
+    def new_run(self) -> None:
+        """A new C&CG run (new ADMM terms): the center stays, its objective is unknown again."""
+        self.center_value_usd = float("inf")
+
+    def recenter(self, shares: np.ndarray) -> None:
+        """Move the proximal center (the shares the stabilized master is drawn to)."""
+        self.center = np.clip(np.asarray(shares, dtype=float), 0.0, 1.0)
+        self.prox_linear.value = -self.prox_weight * self.center
 
     # -- outcome -----------------------------------------------------------------------------
     def evaluate(self) -> dict:
@@ -309,6 +434,11 @@ class DSOProblem:
             "req_used": list(self.req_used), "cuts_added": self.cuts_added,
             "cut_alpha": [np.array(p.value) for p in self.cut_alpha],
             "cut_beta": [np.array(p.value) for p in self.cut_beta], "cut_used": list(self.cut_used),
+            "found": [[(a.copy(), b.copy()) for a, b in f] for f in self.found],
+            "center": self.center.copy(),
+            "g_up": [[np.array(p.value) for p in row] for row in self.g_up],
+            "g_dn": [[np.array(p.value) for p in row] for row in self.g_dn],
+            "g_used": list(self.g_used),
         }
 
     def set_cut_state(self, state: dict) -> None:
@@ -325,6 +455,13 @@ class DSOProblem:
         for p, v in zip(self.cut_beta, state["cut_beta"]):
             p.value = np.array(v)
         self.cut_used = list(state["cut_used"])
+        self.found = [[(np.array(a), np.array(b)) for a, b in f] for f in state.get("found", self.found)]
+        self.recenter(state.get("center", self.center))
+        for rows, key in ((self.g_up, "g_up"), (self.g_dn, "g_dn")):
+            for params, vals in zip(rows, state.get(key, [])):
+                for p, v in zip(params, vals):
+                    p.value = np.array(v)
+        self.g_used = list(state.get("g_used", self.g_used))
 
     def master_size(self) -> dict:
         n_var = sum(v.size for v in cp.Problem(cp.Minimize(self.cost), self.constraints).variables())
@@ -415,9 +552,10 @@ class DSORobustAgent:
         self.rho = cp.Parameter(nonneg=True, name="dso_rho", value=0.0)
         self.linear = {k: cp.Parameter(T, name=f"dso_lin_{k}", value=np.zeros(T)) for k in self.problem.shared}
         admm = sum(self.linear[k] @ v + 0.5 * self.rho * cp.sum_squares(v) for k, v in self.problem.shared.items())
+        self.problem.extra_cost = admm
         self.model = CompiledModel(
             self.name,
-            cp.Problem(cp.Minimize(self.problem.cost + admm), self.problem.constraints),
+            cp.Problem(cp.Minimize(self.problem.cost + self.problem.stabilizer + admm), self.problem.constraints),
             solver=MASTER_SOLVER,
             solver_options=MASTER_SOLVER_OPTIONS,
             infeasible_hint="the DSO master is infeasible: check the substation limit against the boundary "
@@ -433,6 +571,7 @@ class DSORobustAgent:
         import time
 
         t0 = time.perf_counter()
+        self.problem.new_run()
         run = solve_with_cuts(self.model, [self.problem], self.data.ccg.max_iterations)
         self.solve_s = time.perf_counter() - t0
         self.last_ccg = run

@@ -48,7 +48,12 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 #: Requirement band entries at or below this (MW) are treated as zero: no binary for that hour.
 BAND_ZERO_MW = 1e-9
 #: Relative MIP gap asked of HiGHS; small so that the MILP optimum is the exact worst case.
-MIP_REL_GAP = 1e-8
+MIP_REL_GAP = 1e-6
+#: Seconds HiGHS may spend on one requirement MILP; past it the best pattern found and the
+#: dual bound are returned (``WorstRequirement.bound_usd`` then exceeds ``value_usd``).
+MIP_TIME_LIMIT_S = 10.0
+#: Linearization steps of :func:`ascend_requirement` from one start before it gives up.
+ASCENT_STEPS = 12
 
 
 class RecourseInfeasibleError(RuntimeError):
@@ -117,6 +122,8 @@ class WorstRequirement:
     milp: bool  #: True: solved as a MILP; False: only f = 0 was possible (a plain LP)
     dual_ub: np.ndarray  #: a dual solution (lam, mu) of the recourse LP at the worst pattern:
     dual_eq: np.ndarray  #: ``-r_ub(x) @ lam + r_eq(x, f) @ mu`` bounds Q(x, pattern) below for every x
+    bound_usd: float = float("nan")  #: MILP: HiGHS's dual bound (>= the true max); otherwise = value_usd
+    lp_solves: int = 1  #: recourse LPs solved (ascent) or 1 (MILP / plain LP)
 
 
 def requirement_from_pattern(a_up: np.ndarray, a_dn: np.ndarray, up_mw: np.ndarray, dn_mw: np.ndarray) -> np.ndarray:
@@ -170,6 +177,7 @@ def worst_requirement(
     dn_mw: np.ndarray,
     budget_h: int,
     mip_rel_gap: float = MIP_REL_GAP,
+    time_limit_s: float = MIP_TIME_LIMIT_S,
 ) -> WorstRequirement:
     """``max`` over budgeted binary patterns of the recourse LP value (the dual MILP).
 
@@ -185,7 +193,7 @@ def worst_requirement(
     zero = np.zeros(T)
     if budget_h <= 0 or not (free_up.any() or free_dn.any()):
         sol = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, zero))
-        return WorstRequirement(sol.value_usd, zero, zero.copy(), zero.copy(), False, sol.dual_ub, sol.dual_eq)
+        return WorstRequirement(sol.value_usd, zero, zero.copy(), zero.copy(), False, sol.dual_ub, sol.dual_eq, sol.value_usd)
 
     m_ub, m_eq = lp.a_ub.shape[0], lp.a_eq.shape[0]
     M, coef = float(lp.dual_bound), float(lp.requirement_coef)
@@ -245,23 +253,108 @@ def worst_requirement(
         constraints=[LinearConstraint(A, lower, upper)],
         bounds=Bounds(var_lo, var_hi),
         integrality=integrality,
-        options={"mip_rel_gap": mip_rel_gap, "presolve": True},
+        options={"mip_rel_gap": mip_rel_gap, "presolve": True, "time_limit": time_limit_s},
     )
-    if res.status != 0 or res.x is None:  # HiGHS's presolve can misreport these duals; retry without it
+    if res.status not in (0, 1) or res.x is None:  # HiGHS's presolve can misreport these duals; retry without it
         res = milp(
             c,
             constraints=[LinearConstraint(A, lower, upper)],
             bounds=Bounds(var_lo, var_hi),
             integrality=integrality,
-            options={"mip_rel_gap": mip_rel_gap, "presolve": False},
+            options={"mip_rel_gap": mip_rel_gap, "presolve": False, "time_limit": time_limit_s},
         )
-    if res.status != 0 or res.x is None:
+    if res.status not in (0, 1) or res.x is None:
         raise RecourseInfeasibleError(
             f"requirement MILP: {res.message} (an unbounded dual means some requirement leaves the recourse infeasible)"
         )
     a_up = np.round(res.x[i_a]) * free_up
     a_dn = np.round(res.x[i_b]) * free_dn
+    bound = getattr(res, "mip_dual_bound", None)
     return WorstRequirement(
         float(-res.fun), a_up, a_dn, requirement_from_pattern(a_up, a_dn, up, dn), True,
         np.clip(res.x[:m_ub], 0.0, None), res.x[m_ub:n_dual].copy(),
+        float(-res.fun) if bound is None or not np.isfinite(bound) else max(float(-bound), float(-res.fun)),
+    )
+
+
+def _best_pattern(gain_up: np.ndarray, gain_dn: np.ndarray, budget_h: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pattern maximizing a linear gain: the ``budget_h`` hours of largest positive gain,
+    each at its better edge (the linear program over the budgeted set has a 0/1 optimum)."""
+    T = gain_up.size
+    best = np.maximum(gain_up, gain_dn)
+    order = np.argsort(-best, kind="stable")[: max(int(budget_h), 0)]
+    chosen = order[best[order] > 1e-9]
+    a_up, a_dn = np.zeros(T), np.zeros(T)
+    go_up = gain_up[chosen] >= gain_dn[chosen]
+    a_up[chosen[go_up]] = 1.0
+    a_dn[chosen[~go_up]] = 1.0
+    return a_up, a_dn
+
+
+def ascend_requirement(
+    lp: RecourseLP,
+    r_ub: np.ndarray,
+    r_eq0: np.ndarray,
+    up_mw: np.ndarray,
+    dn_mw: np.ndarray,
+    budget_h: int,
+    starts: list[tuple[np.ndarray, np.ndarray]] = (),
+    steps: int = ASCENT_STEPS,
+) -> WorstRequirement:
+    """A fast lower estimate of :func:`worst_requirement`: linearization ascent over patterns.
+
+    ``Q(f)`` is convex and the recourse dual ``mu`` gives a subgradient
+    (``dQ/df_t = requirement_coef * mu_t`` on the requirement rows), so maximizing the
+    linearization over the budgeted set (a sort, :func:`_best_pattern`) and re-solving
+    never lowers the value; the ascent stops at a pattern that repeats. It starts from the
+    best of ``starts`` (patterns found earlier), of the pattern the duals at ``f = 0`` point
+    to, and of those the duals at two stressed points point to (every hour at its up edge,
+    every hour at its down edge), which see the cliffs where the band exceeds the
+    flexibility. The result is a member of the set (a valid C&CG cut) but not necessarily the
+    worst one: the C&CG uses it to add cuts cheaply and leaves the exact check to the MILP.
+    """
+    T = lp.horizon_h
+    up = np.clip(np.asarray(up_mw, dtype=float).reshape(-1), 0.0, None)
+    dn = np.clip(np.asarray(dn_mw, dtype=float).reshape(-1), 0.0, None)
+    up[up <= BAND_ZERO_MW] = 0.0
+    dn[dn <= BAND_ZERO_MW] = 0.0
+    coef, rows = float(lp.requirement_coef), np.asarray(lp.requirement_rows, dtype=int)
+    seen: dict[bytes, RecourseSolution] = {}
+
+    def evaluate(a_up: np.ndarray, a_dn: np.ndarray) -> tuple[bytes, RecourseSolution]:
+        key = np.r_[a_up, a_dn].astype(np.int8).tobytes()
+        if key not in seen:
+            seen[key] = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, requirement_from_pattern(a_up, a_dn, up, dn)))
+        return key, seen[key]
+
+    def step(sol: RecourseSolution) -> tuple[np.ndarray, np.ndarray]:
+        g = coef * sol.dual_eq[rows]
+        return _best_pattern(g * up, -g * dn, budget_h)
+
+    zero = np.zeros(T)
+    _, sol0 = evaluate(zero, zero)
+    # the slopes at f = 0 miss cliffs (violation only starts where the band exceeds the
+    # flexibility), so two stressed points are linearized too: every hour at its up edge,
+    # every hour at its down edge (each outside the budget, only a source of slopes)
+    g_up = coef * solve_recourse(lp, r_ub, lp.r_eq(r_eq0, up)).dual_eq[rows] * up
+    g_dn = -coef * solve_recourse(lp, r_ub, lp.r_eq(r_eq0, -dn)).dual_eq[rows] * dn
+    candidates = [step(sol0), _best_pattern(g_up, g_dn, budget_h), _best_pattern(g_up, np.zeros(T), budget_h),
+                  _best_pattern(np.zeros(T), g_dn, budget_h)]
+    candidates += [(np.asarray(a, float) * (up > 0), np.asarray(b, float) * (dn > 0)) for a, b in starts]
+    best_key, best_pat, best_sol = None, (zero, zero), sol0
+    for a_up, a_dn in candidates:
+        key, sol = evaluate(a_up, a_dn)
+        if sol.value_usd > best_sol.value_usd:
+            best_key, best_pat, best_sol = key, (a_up, a_dn), sol
+    pattern, sol = best_pat, best_sol
+    for _ in range(steps):
+        nxt = step(sol)
+        key, nsol = evaluate(*nxt)
+        if nsol.value_usd <= sol.value_usd + 1e-9:
+            break
+        pattern, sol = nxt, nsol
+    a_up, a_dn = pattern
+    return WorstRequirement(
+        sol.value_usd, a_up.copy(), a_dn.copy(), requirement_from_pattern(a_up, a_dn, up, dn), True,
+        sol.dual_ub, sol.dual_eq, float("nan"), len(seen),
     )

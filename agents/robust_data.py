@@ -81,6 +81,8 @@ class CCGSettings:
     distribution_slots: int = 6  #: worst-case distributions kept (outer loop cuts, ball = "cuts")
     requirement_slots: int = 0  #: DSO: requirement columns (recourse copies) kept per wind scenario; 0 = dual cuts only
     ball: str = "dual"  #: outer loop: "dual" = exact LP dual of the ball in the master, "cuts" = distribution cuts
+    prox_weight_usd: float = 5.0  #: DSO: proximal weight sigma on the cleared capacity, (sigma/2)(U_t (share_t - center_t))^2 ($/MW^2)
+    prox_move_tol: float = 1e-3  #: DSO: the run ends only when the master's shares are within this of the center
 
     def validate(self, where: str) -> None:
         ok = (
@@ -90,11 +92,13 @@ class CCGSettings:
             and self.distribution_slots >= 1
             and self.requirement_slots >= 0
             and self.ball in ("dual", "cuts")
+            and self.prox_weight_usd > 0
+            and self.prox_move_tol > 0
         )
         if not ok:
             raise ValueError(
                 f"{where}: tol_abs_usd > 0, tol_rel >= 0, max_iterations >= 1, distribution_slots >= 1, "
-                f"requirement_slots >= 0 and ball 'dual' or 'cuts' are required, got {self!r}"
+                f"requirement_slots >= 0, ball 'dual' or 'cuts', prox_weight_usd > 0 and prox_move_tol > 0 are required, got {self!r}"
             )
 
 

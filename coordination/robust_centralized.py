@@ -74,7 +74,7 @@ def solve_robust_centralized(scn: RobustScenario) -> RobustCentralResult:
         tso.fixed_p.value = np.vstack([by_name[n].p0_mw for n in scn.tso.base.feeder_names])
     model = CompiledModel(
         "centralized",
-        cp.Problem(cp.Minimize(tso.cost + sum(p.cost for p in problems[1:])), constraints),
+        cp.Problem(cp.Minimize(tso.cost + sum(p.cost + p.stabilizer for p in problems[1:])), constraints),
         infeasible_hint="the joint TSO-DSO model has no feasible plan; check each agent alone",
     )
     run = solve_with_cuts(model, problems, max(d.ccg.max_iterations for d in [scn.tso, *scn.dsos]) * 4)

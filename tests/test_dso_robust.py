@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from agents.dso_recourse import DSOInfeasibleError, build_recourse
+from agents.dso_recourse import DSOInfeasibleError, aggregate_recourse, build_recourse
 from agents.dso_robust import DSORobustAgent, build_dso_problem, declarations_from_messages
 from agents.evcs import EVCSAgent
 from agents.requirement_milp import (
     RecourseLP,
+    ascend_requirement,
     dual_value,
     requirement_from_pattern,
     solve_recourse,
@@ -148,6 +149,28 @@ def test_dual_milp_equals_primal_and_brute_force_on_a_small_lp():
     assert not zero.milp and zero.value_usd == pytest.approx(values[0], rel=1e-9)
 
 
+def test_ascent_heuristic_is_a_member_of_the_set_and_at_most_the_milp():
+    """The linearization ascent returns a budgeted pattern whose LP value it reports truly,
+    never above the MILP's worst; started from the worst pattern it keeps it."""
+    lp, r_ub, r_eq0 = tiny_lp()
+    up, dn = np.array([0.8, 0.5, 1.2, 0.3]), np.array([0.6, 1.0, 0.4, 0.9])
+    exact = worst_requirement(lp, r_ub, r_eq0, up, dn, 2)
+    zero_value = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, np.zeros(4))).value_usd
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        r_ub_s = r_ub * rng.uniform(0.7, 1.3, r_ub.size)
+        exact_s = worst_requirement(lp, r_ub_s, r_eq0, up, dn, 2)
+        heur = ascend_requirement(lp, r_ub_s, r_eq0, up, dn, 2)
+        assert heur.a_up.sum() + heur.a_dn.sum() <= 2 and np.all(heur.a_up + heur.a_dn <= 1)
+        check = solve_recourse(lp, r_ub_s, lp.r_eq(r_eq0, heur.f_mw)).value_usd
+        assert heur.value_usd == pytest.approx(check, rel=1e-9, abs=1e-9)
+        assert heur.value_usd <= exact_s.value_usd + 1e-7
+        assert heur.lp_solves >= 2
+    heur = ascend_requirement(lp, r_ub, r_eq0, up, dn, 2, starts=[(exact.a_up, exact.a_dn)])
+    assert heur.value_usd == pytest.approx(exact.value_usd, rel=1e-9)
+    assert heur.value_usd >= zero_value
+
+
 # --- the DSO recourse ----------------------------------------------------------------------
 
 
@@ -211,6 +234,26 @@ def test_recourse_lp_matches_an_independent_lindistflow_model(recourse_case):
         assert ours == pytest.approx(independent_recourse_usd(data, b, dec, x, xi, f_mw), rel=1e-6, abs=1e-6)
 
 
+def test_network_free_column_bounds_the_recourse_from_below(recourse_case):
+    """agents.dso_recourse.aggregate_recourse drops branch and voltage rows: its optimum is at
+    most Q for every requirement; equal where no network row binds."""
+    data, b, dec, rec, x = recourse_case
+    gaps = []
+    for j, xi in enumerate(data.wind_scenarios_mw):
+        r_ub, r_eq0 = rec.rhs(x, xi)
+        for f_mw in (np.zeros(T), x["up_mw"] - x["dn_mw"], -x["dn_mw"]):
+            q = solve_recourse(rec.lp, r_ub, rec.lp.r_eq(r_eq0, f_mw)).value_usd + rec.cost_constant_usd(xi)
+            cons, cost = aggregate_recourse(data, b, dec, x, xi, f_mw)
+            agg = cp.Problem(cp.Minimize(cost), cons)
+            agg.solve(solver="HIGHS")
+            assert agg.status == "optimal"
+            assert agg.value <= q + 1e-6
+            gaps.append(q - agg.value)
+    gaps = np.array(gaps)
+    # tight where no network row binds, strictly below where one does (the 1.4 x load)
+    assert np.any(np.abs(gaps) < 1e-6) and np.any(gaps > 1.0)
+
+
 def test_dso_requirement_milp_equals_brute_force_and_the_dual(recourse_case):
     data, b, dec, rec, x = recourse_case
     xi = data.wind_scenarios_mw[0]
@@ -269,8 +312,10 @@ def test_ccg_converges_to_the_exact_worst_case(solved):
     assert report.violation_worst_mwh >= 0 and report.curtailment_worst_mwh >= report.curtailment_expected_mwh - 1e-6
     cleared = agent.clearing()
     dec = declarations_from_messages(data, list(agent.declarations))
+    share = agent.problem.first_stage_values()["share_up"]
     for i, msg in enumerate(cleared):
         assert np.all(msg.up_mw >= 0) and np.all(msg.up_mw <= dec.up_mw[i] + 1e-12)
+        np.testing.assert_allclose(msg.up_mw, share * dec.up_mw[i], atol=1e-12)  # pro-rata clearing
     up_total = sum(m.up_mw for m in cleared)
     assert np.all(agent.problem.shared["up_mw"].value <= up_total + 1e-6)
 
