@@ -18,7 +18,9 @@ import os
 import sys
 from pathlib import Path
 
-from run_sim import EXIT_BAD_INPUT, EXIT_NOT_CONVERGED, EXIT_RUNTIME, EXIT_SOLVE, _fail, _int_at_least, parse_settings
+from run_sim import (
+    EXIT_BAD_INPUT, EXIT_NOT_CONVERGED, EXIT_RUNTIME, EXIT_SOLVE, ROBUST_PHASE_TIMEOUT_S, _fail, _int_at_least, parse_settings,
+)
 
 SWEEPS = {
     "radius": ("radius (TSO/DSO)", [{"radius_tso": 5.0, "radius_dso": 0.5}, {"radius_tso": 10.0, "radius_dso": 1.0},
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(EXIT_BAD_INPUT, str(exc))
 
     out = Path(args.out or os.path.join("results", f"{args.scenario}-" + (f"sweep-{args.sweep}" if args.sweep else "cases")))
-    options = RunOptions(mode=args.mode, workers=args.workers or RunOptions.workers)
+    options = RunOptions(mode=args.mode, workers=args.workers or RunOptions.workers, timeout_s=ROBUST_PHASE_TIMEOUT_S)
     results = []
     for scn, point in prepared:
         tag = f"case{scn.case}" + ("" if point is None else "-" + "-".join(f"{k}{v}" for k, v in point.items()))

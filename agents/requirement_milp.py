@@ -169,6 +169,15 @@ def dual_value(lp: RecourseLP, r_ub: np.ndarray, r_eq: np.ndarray) -> float:
     return float(-res.fun)
 
 
+def _band(T: int, up_mw, dn_mw, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """The band edges as nonnegative (T,) arrays; ValueError naming ``where`` on a wrong size."""
+    up = np.clip(np.asarray(up_mw, dtype=float).reshape(-1), 0.0, None)
+    dn = np.clip(np.asarray(dn_mw, dtype=float).reshape(-1), 0.0, None)
+    if up.size != T or dn.size != T:
+        raise ValueError(f"{where}: up_mw and dn_mw need {T} values, got {up.size} and {dn.size}")
+    return up, dn
+
+
 def worst_requirement(
     lp: RecourseLP,
     r_ub: np.ndarray,
@@ -185,10 +194,7 @@ def worst_requirement(
     empty band only ``f = 0`` is possible and the plain primal LP is solved instead.
     """
     T = lp.horizon_h
-    up = np.clip(np.asarray(up_mw, dtype=float).reshape(-1), 0.0, None)
-    dn = np.clip(np.asarray(dn_mw, dtype=float).reshape(-1), 0.0, None)
-    if up.size != T or dn.size != T:
-        raise ValueError(f"worst_requirement: up_mw and dn_mw need {T} values, got {up.size} and {dn.size}")
+    up, dn = _band(T, up_mw, dn_mw, "worst_requirement")
     free_up, free_dn = up > BAND_ZERO_MW, dn > BAND_ZERO_MW
     zero = np.zeros(T)
     if budget_h <= 0 or not (free_up.any() or free_dn.any()):
@@ -314,8 +320,7 @@ def ascend_requirement(
     worst one: the C&CG uses it to add cuts cheaply and leaves the exact check to the MILP.
     """
     T = lp.horizon_h
-    up = np.clip(np.asarray(up_mw, dtype=float).reshape(-1), 0.0, None)
-    dn = np.clip(np.asarray(dn_mw, dtype=float).reshape(-1), 0.0, None)
+    up, dn = _band(T, up_mw, dn_mw, "ascend_requirement")
     up[up <= BAND_ZERO_MW] = 0.0
     dn[dn <= BAND_ZERO_MW] = 0.0
     coef, rows = float(lp.requirement_coef), np.asarray(lp.requirement_rows, dtype=int)
