@@ -12,9 +12,14 @@ First stage, per thermal unit g and hour t (code -> symbol):
   ``fixed_p`` (a Parameter) when ``data.boundary_fixed`` (case 2). Project decision (a
   standard one): the reserve band fits the substation limit, ``P - Rup >= -limit`` and
   ``P + Rdn <= limit``, so a deployed requirement never asks a feeder past its limit;
-* day-ahead DC balance at the forecast with line ratings and no shedding:
-  ``C_g p + C_w w0 - C_b P - D = A^T flow``;
-* cost ``sum c2 p^2 + c1 p + c_ru ru + c_rd rd`` (``first_stage_cost``).
+* day-ahead DC balance at the forecast with line ratings:
+  ``C_g p + C_w w0 + C_s s0 - C_b P - D = A^T flow``, with planned shedding ``shed_da_mw``
+  -> s0 in [0, load] at VOLL. Without it a boundary held at the feeders' baselines (case 2)
+  was infeasible on T30D2 (case30's line ratings bind), and in the coupled cases the TSO
+  could only relieve congestion by asking the feeders for boundary power they do not have.
+  The recourse re-dispatches from ``p`` with its own shedding (it does not read s0), so a
+  planned shortfall is paid at VOLL in the schedule and again where it remains at real time;
+* cost ``sum c2 p^2 + c1 p + c_ru ru + c_rd rd + VOLL s0`` (``first_stage_cost``).
 
 Recourse (agents/tso_recourse.py): one copy per wind scenario j in the master, with cost
 ``Q_j``; ``recourse_usd[j]`` -> theta_j >= Q_j(copy j). Worst-case expected recourse
@@ -124,6 +129,8 @@ class TSOProblem:
         up = cp.Variable((K, T), nonneg=True, name="boundary_up_mw")
         dn = cp.Variable((K, T), nonneg=True, name="boundary_dn_mw")
         theta0 = cp.Variable((net.n_bus, T), name="theta_da_rad")
+        s0 = cp.Variable(grid.shed_max_mw.shape, nonneg=True, name="shed_da_mw")
+        self.shed_da_mw = s0
         self.shared = {"p_mw": xb, "up_mw": up, "dn_mw": dn}
         self.first = FirstStage(p, ru, rd, xb, up, dn)
         self.wind_da_mw = w0
@@ -132,7 +139,7 @@ class TSOProblem:
 
         ramp = np.asarray(base.gen_ramp_mw_per_h, dtype=float)[:, None]
         limit = np.asarray(base.boundary_limit_mw, dtype=float)[:, None]
-        injection0 = grid.gen_map @ p + grid.wind_map @ w0 - grid.boundary_map @ xb - grid.net_load_mw
+        injection0 = grid.gen_map @ p + grid.wind_map @ w0 + grid.shed_map @ s0 - grid.boundary_map @ xb - grid.net_load_mw
         flow_cons, self.flow_da_mw = dc_flow_constraints(grid, theta0, injection0)
         cons = [
             p + ru <= net.gen_pmax_mw[:, None],
@@ -140,6 +147,7 @@ class TSOProblem:
             ru <= ramp,
             rd <= ramp,
             w0 <= base.wind_forecast_mw,
+            s0 <= grid.shed_max_mw,
             xb <= limit,
             xb >= -limit,
             xb - up >= -limit,
@@ -157,6 +165,7 @@ class TSOProblem:
             + cp.sum(net.gen_cost_c1_usd_per_mwh @ p)
             + cp.sum(np.asarray(data.reserve_up_cost_usd_per_mw_h, dtype=float) @ ru)
             + cp.sum(np.asarray(data.reserve_dn_cost_usd_per_mw_h, dtype=float) @ rd)
+            + base.voll_usd_per_mwh * cp.sum(s0)
         )
 
         # Recourse copies, scenario estimates theta_j and distribution slots.
@@ -275,6 +284,9 @@ def build_tso_problem(data: TSORobustData, ball: str | None = None) -> TSOProble
 
 
 
+#: Boundary reserve (MW) at which the warm start reads the TSO's marginal value of reserve.
+WARM_RESERVE_MW = 0.01
+
 class TSORobustAgent:
     """The robust TSO as an ADMM agent; it also performs the consensus update (z, lambda, rho).
 
@@ -364,7 +376,8 @@ class TSORobustAgent:
 
     # -- protocol steps ---------------------------------------------------------------------
     def initialize(self, inbox: tuple) -> list[ReserveUpdate]:
-        """z = (P0, 0, 0) from the DSOs' baselines; power multipliers at the TSO's marginal prices."""
+        """z = (P0, 0, 0) from the DSOs' baselines; power multipliers at the TSO's marginal prices,
+        reserve multipliers at its marginal values of boundary reserve there (cases with reserves)."""
         x = self._stack(inbox)
         self.z = np.zeros_like(x)
         self.z[0] = x[0]
@@ -374,7 +387,32 @@ class TSORobustAgent:
         if self.settings.warm_start_multipliers:
             lmp = TSOAgent(self.data.base, self.settings).boundary_prices_usd_per_mwh(self.z[0])
             self.lam_tso[0], self.lam_dso[0] = -lmp, lmp
+            if self.data.boundary_reserves:
+                values = self.boundary_reserve_values_usd_per_mw_h(self.z)
+                for i, v in zip((1, 2), values):
+                    self.lam_tso[i], self.lam_dso[i] = -v, v
         return self._updates()
+
+    def boundary_reserve_values_usd_per_mw_h(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(K, T) each: how the TSO's robust cost changes with 1 MW more up / down boundary
+        reserve when the boundary is held at ``z`` (3, K, T), reserves at ``WARM_RESERVE_MW`` - the
+        reserve analogue of the
+        LMPs that start the power multipliers (<= 0: reserve saves the TSO money). Solved once,
+        by C&CG, with the boundary fixed by equalities whose duals give the values."""
+        fixed = {k: cp.Parameter(z.shape[1:], name=f"warm_{k}") for k in SHARED_KEYS}
+        rows = {k: self.problem.shared[k] == fixed[k] for k in SHARED_KEYS}
+        model = CompiledModel(
+            self.name, cp.Problem(cp.Minimize(self.problem.cost), self.problem.constraints + list(rows.values())),
+            infeasible_hint="the TSO has no robust plan with the boundary at the DSOs' baselines and no boundary "
+            "reserve; check thermal capacity and reserves against load and wind",
+        )
+        for i, k in enumerate(SHARED_KEYS):
+            # reserves held just above 0: at exactly 0 the bound R >= 0 is active too and the
+            # split of the multiplier between it and the equality is arbitrary (degenerate)
+            fixed[k].value = np.asarray(z[i], dtype=float) + (WARM_RESERVE_MW if k != "p_mw" else 0.0)
+        solve_with_cuts(model, [self.problem], self.data.ccg.max_iterations)
+        # p*(z) = min_x max_nu cost + nu (x - z): d p* / d z = -nu
+        return -np.asarray(rows["up_mw"].dual_value, float), -np.asarray(rows["dn_mw"].dual_value, float)
 
     def _run_ccg(self) -> None:
         self.last_run = solve_with_cuts(self.model, [self.problem], self.data.ccg.max_iterations)

@@ -13,7 +13,8 @@ Phases, in order (each a :meth:`Runtime.run_phase`; every message is audited aga
    at the baseline), then ADMM rounds of ``local`` (TSO and every DSO solve their robust
    problems by C&CG, in parallel) and ``coordinate`` (the TSO updates z, the multipliers and
    rho, and reports the residuals) until the residuals meet the tolerance. Case 2 (boundary
-   fixed at the baseline, no reserve): one ``alone`` phase instead.
+   fixed at the baseline, no reserve): an ``alone`` phase of the DSOs, then ``tso_alone``
+   (the TSO plans against their boundary values).
 5. ``clear`` / ``accept``: each DSO sends the cleared capacities to its stations.
 6. ``report``: own costs and outcomes to the coordinator (for result.json only).
 
@@ -97,7 +98,10 @@ def run_protocol(
     converged = True
     if not coupled:
         runtime.next_round()
-        runtime.run_phase("alone", [Call(tso, "solve_alone", tuple(proposals))] + [Call(d, "solve_alone") for d in dsos])
+        # the DSOs plan apart (boundary at the baseline, no reserve) and tell the TSO; then the TSO
+        # plans against those boundary values (every message sent is read)
+        alone = runtime.run_phase("alone", [Call(d, "solve_alone") for d in dsos])
+        runtime.run_phase("tso_alone", [Call(tso, "solve_alone", tuple(proposals) + tuple(alone))])
     else:
         updates = runtime.run_phase("initialize", [Call(tso, "initialize", tuple(proposals))])
         converged, history = admm_rounds(runtime, tso, dsos, updates, ReserveUpdate, max_iterations, progress)

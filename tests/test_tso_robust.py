@@ -107,9 +107,13 @@ def test_agent_compiles_once_and_reuses_cuts(base):
     updates = agent.initialize(inbox)
     assert [u.receiver for u in updates] == list(data.base.feeder_names)
     assert np.all(agent.lam_dso[0] > 0), "power multipliers start at the TSO's marginal prices"
+    # reserve multipliers start at the TSO's marginal value of boundary reserve (<= 0: reserve saves
+    # it money), found by a C&CG at the baseline whose distribution cuts stay in the problem
+    assert np.all(agent.lam_dso[1:] <= 1e-6) and np.all(agent.lam_tso[1:] == -agent.lam_dso[1:])
+    assert agent.problem.slots_used >= 1, "the warm start's C&CG should have needed distribution cuts"
     agent.solve_local()
     first = agent.last_run.master_solves
-    assert agent.last_run.converged and first >= 2, "the first C&CG run should need distribution cuts"
+    assert agent.last_run.converged
     agent.solve_local()
     assert agent.last_run.converged and agent.last_run.master_solves <= first
     assert agent.model.builds == 1
