@@ -100,7 +100,7 @@ def validate_tso_robust_data(data: TSORobustData) -> None:
         t = int(short[0])
         raise ValueError(
             f"TSO {data.name!r}, hour {t}: load {net_load[t]:.1f} MW exceeds thermal capacity + forecast wind + "
-            f"feeder export ({supply[t]:.1f} MW); the day-ahead dispatch (no shedding) is infeasible"
+            f"feeder export ({supply[t]:.1f} MW); the plan would shed load in every scenario: check the load and capacity data"
         )
 
 
