@@ -1,0 +1,481 @@
+"""The robust DSO's master problem and its nested C&CG separation (MODELS.md section 1).
+
+The agent that runs the three stages around it is agents/dso_robust.py.
+
+Stage 1 (:meth:`DSORobustAgent.collect_baselines`): the EVCS baselines ``b_i`` arrive; the
+boundary baseline is ``P0_t = sum loads + sum_i b_i - sum wind forecast`` (lossless
+LinDistFlow: the root injection is the sum of the net bus demands), and the feeder is
+checked at the forecast (:func:`agents.dso_recourse.check_forecast`). Stage 2: incentive
+prices out, :class:`DeclaredCapacity` in (``U_i, D_i`` per hour, ``CU_i, CD_i``
+cumulative); flexibility ``"none"`` treats every declaration as zero.
+
+The DSO's problem (:class:`DSOProblem`, a :class:`agents.ccg.RobustProblem`)::
+
+    min  sum_t pi_up_t sum_i u_it + pi_dn_t sum_i d_it                 (first stage)
+         + max_{q in Wasserstein ball} sum_j q_j max_{f in F(Rup, Rdn)} Q(x, xi_j, f)
+    s.t. u_i = s_up U_i, d_i = s_dn D_i with shares 0 <= s_up_t, s_dn_t <= 1 (pro-rata
+         clearing: 5T first-stage values whatever the number of stations),
+         Rup <= sum_i u_i, Rdn <= sum_i d_i, -limit <= P - Rup, P + Rdn <= limit (the
+         deployed draw stays within the substation limit); flexibility "dso": P = P0
+         (``p_fixed``), Rup = Rdn = 0
+
+with the requirement set ``F = {f_t = Rup_t a_up_t - Rdn_t a_dn_t : a binary,
+a_up + a_dn <= 1, sum(a_up + a_dn) <= Gamma}`` and the recourse ``Q`` of
+:mod:`agents.dso_recourse`. The master keeps, per wind scenario j: ``AGGREGATE_SLOTS``
+patterns each with a network-free copy of the recourse (:func:`aggregate_recourse`, a
+relaxation) whose cost bounds ``theta_j`` from below; optionally ``requirement_slots``
+patterns with a full recourse copy; dual cuts (below); and the Wasserstein ball's exact
+LP dual (or ``distribution_slots`` distribution cuts). A pattern enters a copy as
+``f = a_up * Rup - a_dn * Rdn``, affine in the first stage, so it stays valid whatever
+Rup/Rdn become (across ADMM iterations too). :meth:`DSOProblem.separate` runs the inner
+loop (the linearization ascent of :func:`agents.requirement_milp.ascend_requirement`; the
+exact dual MILP only to certify) and then the outer loop
+(:func:`agents.wasserstein.worst_case_distribution`). A proximal term on the shares
+(``stabilizer``, centre moved only where the cut model is exact) keeps the master from
+zig-zagging; docs/tso_dso_evcs.md has the measurements behind each of these choices.
+
+Addition to the lead's design (MODELS.md fixes only the column slots): every inner solve
+also yields a dual solution (lam, mu) of the recourse LP at the worst pattern, and
+``theta_j >= -r_ub(x) @ lam + r_eq(x, pattern) @ mu`` is a valid, x-affine lower bound for
+that pattern at *every* first stage (a Benders cut, tight where it was computed). These
+cuts live in ``BENDERS_SLOTS`` Parameter rows per scenario and cost almost nothing in the
+master. Without them, a few column slots per scenario made C&CG cycle (evicted patterns
+came back) on the 11-station, K = 5 feeder; with them an evicted pattern keeps its cuts.
+
+Glossary: ``p_mw`` -> P^D_t, ``up_mw``/``dn_mw`` -> R^up,D_t / R^dn,D_t,
+``share_up``/``share_dn`` -> the cleared share s_t, so that u_i,t = s_t U_i,t / d_i,t = s_t D_i,t
+(R^up,c / R^dn,c of the EVCS),
+``theta`` -> theta_j, ``eta`` -> eta (the outer estimate), ``a_up``/``a_dn`` -> the
+pattern of the requirement f, ``incentive_*`` -> pi^up_t / pi^dn_t.
+"""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from agents.ccg import CutReport
+from agents.dso_inputs import boundary_baseline_mw, declarations_from_messages, validate_dso_robust_data
+from agents.dso_recourse import Declarations, DSOInfeasibleError, aggregate_recourse, build_recourse
+from agents.requirement_milp import RecourseInfeasibleError, ascend_requirement, solve_recourse, worst_requirement
+from agents.robust_data import DSORobustData
+from agents.wasserstein import ball_constraints, scenario_distances_mw, worst_case_distribution
+from coordination.evcs_messages import DeclaredCapacity
+
+#: Master solver. HiGHS through cvxpy fails on this QP (its active-set QP solver stops on
+#: degeneracy), so the master is solved with Clarabel (interior point).
+MASTER_SOLVER = "CLARABEL"
+#: Clarabel options of the master: the project's tight tolerances; iterative refinement off
+#: (it doubled the time per iteration on the K = 5, 11-station master; objective within 1e-9).
+MASTER_SOLVER_OPTIONS = {"tol_feas": 1e-8, "tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "iterative_refinement_enable": False}
+#: Dual (Benders) cut slots per wind scenario; see DSOProblem.
+BENDERS_SLOTS = 96
+#: Proximal weights use at least this capacity (MW), so hours without declarations keep a strictly convex term.
+PROX_FLOOR_MW = 0.01
+#: Aggregated (one-bus) recourse columns per scenario; unused ones hold the zero requirement.
+AGGREGATE_SLOTS = 8
+#: Requirement patterns remembered per scenario as starts of the ascent heuristic.
+PATTERN_MEMORY = 4
+#: Two patterns / distributions closer than this are the same cut.
+SAME_CUT_TOL = 1e-9
+
+
+def _spread(declared_mw: np.ndarray) -> sp.csr_matrix:
+    """(E*T, T): maps an hourly share to the stations' F-order capacities ``U_it * share_t``."""
+    E, T = declared_mw.shape
+    rows = (np.arange(E)[:, None] + E * np.arange(T)[None, :]).ravel()
+    cols = np.broadcast_to(np.arange(T)[None, :], (E, T)).ravel()
+    return sp.csr_matrix((np.asarray(declared_mw, float).ravel(), (rows, cols)), shape=(E * T, T))
+
+
+class DSOProblem:
+    """The robust DSO master (first stage, pattern and distribution slots, recourse copies)."""
+
+    def __init__(self, data: DSORobustData, baselines_mw: np.ndarray, declared: Declarations):
+        validate_dso_robust_data(data)
+        self.data = data
+        self.name = data.name
+        T, E = data.horizon_h, len(data.evcs_names)
+        self.baselines_mw = np.asarray(baselines_mw, dtype=float)
+        self.declared = declared
+        self.scenarios_mw = np.asarray(data.wind_scenarios_mw, dtype=float)
+        K = self.scenarios_mw.shape[0]
+        self.distances_mw = scenario_distances_mw(self.scenarios_mw)
+        self.recourse = rec = build_recourse(data, self.baselines_mw, declared)
+        self.p0_mw = boundary_baseline_mw(data, self.baselines_mw)
+        flex, budget = data.flexibility, data.uncertainty.requirement_budget_h
+        self.requirements_possible = flex == "both" and budget > 0 and bool(np.any(declared.up_mw + declared.dn_mw > 0))
+
+        p = cp.Variable(T, name="dso_p_mw")
+        up = cp.Variable(T, nonneg=True, name="dso_up_mw")
+        dn = cp.Variable(T, nonneg=True, name="dso_dn_mw")
+        # pro-rata clearing: station i gets u_it = share_up_t * U_it (and d likewise), so the
+        # first stage has 5T values whatever the number of stations
+        share_up = cp.Variable(T, nonneg=True, name="cleared_share_up")
+        share_dn = cp.Variable(T, nonneg=True, name="cleared_share_dn")
+        self.share_up, self.share_dn = share_up, share_dn
+        self.spread_up = _spread(declared.up_mw)
+        self.spread_dn = _spread(declared.dn_mw)
+        u = cp.reshape(self.spread_up @ share_up, (E, T), order="F")
+        d = cp.reshape(self.spread_dn @ share_dn, (E, T), order="F")
+        self.shared = {"p_mw": p, "up_mw": up, "dn_mw": dn}
+        self.p_fixed = cp.Parameter(T, name="dso_p_fixed_mw", value=self.p0_mw.copy())
+        lim = float(data.boundary_limit_mw)
+        total_up, total_dn = declared.up_mw.sum(axis=0), declared.dn_mw.sum(axis=0)
+        cons = [
+            share_up <= 1, share_dn <= 1,
+            up <= cp.multiply(total_up, share_up), dn <= cp.multiply(total_dn, share_dn),
+            p - up >= -lim, p + dn <= lim,
+        ]
+        if flex in ("dso", "none"):  # cases 2 and 3: TSO and DSO apart, boundary at its baseline
+            cons += [p == self.p_fixed, up == 0, dn == 0]
+        self.first_stage_cost = (
+            np.asarray(data.incentive_up_usd_per_mw_h, float) * total_up) @ share_up + (
+            np.asarray(data.incentive_dn_usd_per_mw_h, float) * total_dn) @ share_dn
+        x = {"p_mw": p, "up_mw": up, "dn_mw": dn, "u_mw": u, "d_mw": d}
+
+        # slots: distributions (outer) and requirement patterns per scenario (inner)
+        L = 1 if data.uncertainty.wind_model == "so" else data.ccg.distribution_slots
+        M = data.ccg.requirement_slots if self.requirements_possible else min(1, data.ccg.requirement_slots)
+        self.theta = cp.Variable(K, name="dso_theta_usd")
+        self.eta = cp.Variable(name="dso_eta_usd")
+        self.dist_slots = cp.Parameter((L, K), nonneg=True, name="dso_distribution_slots", value=np.full((L, K), 1.0 / K))
+        self.dist_used = 0
+        cons.append(self.dist_slots @ self.theta <= self.eta)
+        if data.ccg.ball == "dual":
+            u_set = data.uncertainty
+            cons += ball_constraints(self.eta, self.theta, self.distances_mw, u_set.wind_model, u_set.radius)
+        lp = rec.lp
+        nonneg_idx = np.flatnonzero(lp.nonneg)
+        hourly_cost = rec.hourly_cost_matrix()
+        m_eq = lp.a_eq.shape[0]
+        req_map = sp.csr_matrix(
+            (np.full(T, lp.requirement_coef), (lp.requirement_rows, np.arange(T))), shape=(m_eq, T)
+        )  # places requirement_coef * f_t in the boundary rows
+        self.a_up = [[cp.Parameter(T, name=f"a_up_{j}_{m}", value=np.zeros(T)) for m in range(M)] for j in range(K)]
+        self.a_dn = [[cp.Parameter(T, name=f"a_dn_{j}_{m}", value=np.zeros(T)) for m in range(M)] for j in range(K)]
+        self.req_used = [0] * K
+        self.found: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(K)]  #: patterns met, newest first
+        # dual (Benders) cuts per scenario: theta_j >= alpha + beta @ xvec (unused: 0 >= 0, Q_j >= 0)
+        xvec = cp.hstack([p, up, dn, share_up, share_dn])
+        nx = xvec.size
+        B = BENDERS_SLOTS
+        self.cut_alpha = [cp.Parameter(B, name=f"dso_cut_alpha_{j}", value=np.zeros(B)) for j in range(K)]
+        self.cut_beta = [cp.Parameter((B, nx), name=f"dso_cut_beta_{j}", value=np.zeros((B, nx))) for j in range(K)]
+        self.cut_used = [0] * K
+        self._xvec = xvec
+        cons.append(self.theta >= 0)  # every recourse cost term is a penalty >= 0 (kept when cut slots are reused)
+        for j in range(K):
+            cons.append(self.cut_alpha[j] + self.cut_beta[j] @ xvec <= self.theta[j])
+        # network-free columns (agents.dso_recourse.aggregate_recourse): per scenario AGGREGATE_SLOTS
+        # patterns, each a relaxation of the recourse without branch and voltage rows that bounds
+        # theta_j from below; they give the master the stations' hour-by-hour energy limits exactly
+        totals = {"p_mw": p, "u_mw": u, "d_mw": d}
+        A = AGGREGATE_SLOTS if self.requirements_possible else 1
+        self.g_up = [[cp.Parameter(T, name=f"g_up_{j}_{m}", value=np.zeros(T)) for m in range(A)] for j in range(K)]
+        self.g_dn = [[cp.Parameter(T, name=f"g_dn_{j}_{m}", value=np.zeros(T)) for m in range(A)] for j in range(K)]
+        self.g_used = [0] * K
+        self.g_cost: list[list[cp.Expression]] = []
+        for j in range(K):
+            row = []
+            for m in range(A):
+                f_jm = cp.multiply(self.g_up[j][m], up) - cp.multiply(self.g_dn[j][m], dn)
+                agg_cons, agg_cost = aggregate_recourse(data, self.baselines_mw, declared, totals, self.scenarios_mw[j], f_jm)
+                cons += agg_cons + [agg_cost <= self.theta[j]]
+                row.append(agg_cost)
+            self.g_cost.append(row)
+        self.copies: list[list[cp.Variable]] = []
+        self.copy_cost: list[list[cp.Expression]] = []
+        for j in range(K):
+            ub_expr, eq_expr = rec.rhs_expr(x, self.scenarios_mw[j])
+            const = rec.cost_constant_usd(self.scenarios_mw[j])
+            ys, costs = [], []
+            for m in range(M):
+                y = cp.Variable(lp.n_y, name=f"dso_y_{j}_{m}")
+                hourly = cp.Variable(T, name=f"dso_cost_{j}_{m}_usd")
+                f = cp.multiply(self.a_up[j][m], up) - cp.multiply(self.a_dn[j][m], dn)
+                cost_jm = cp.sum(hourly) + const
+                # the hourly split keeps the KKT system sparse (one dense cost row would fill it)
+                cons += [
+                    lp.a_ub @ y <= ub_expr,
+                    lp.a_eq @ y == eq_expr + req_map @ f,
+                    y[nonneg_idx] >= 0,
+                    hourly_cost @ y == hourly,
+                    cost_jm <= self.theta[j],
+                ]
+                ys.append(y)
+                costs.append(cost_jm)
+            self.copies.append(ys)
+            self.copy_cost.append(costs)
+        self.constraints = cons
+        self.cost = self.first_stage_cost + self.eta
+        # proximal point on the cleared capacity: (sigma/2) sum_t (U_t (s_t - c_t))^2
+        #   = (1/2) sum w s^2 - (w c) @ s + const, w_t = sigma U_t^2 (U_t: the hour's total declared MW)
+        shares = cp.hstack([share_up, share_dn])
+        self.prox_weight = float(data.ccg.prox_weight_usd) * np.maximum(np.r_[total_up, total_dn], PROX_FLOOR_MW) ** 2
+        self.center = np.full(2 * T, 0.5)
+        self.prox_linear = cp.Parameter(2 * T, name="dso_prox_linear", value=-self.prox_weight * self.center)
+        self.center_value_usd = float("inf")  #: objective at the center (inf: not yet known in this run)
+        self.extra_cost: cp.Expression | None = None  #: terms the agent adds to the objective (ADMM's)
+        self.stabilizer = 0.5 * cp.sum_squares(cp.multiply(np.sqrt(self.prox_weight), shares)) + self.prox_linear @ shares
+        self.cuts_added = 0
+
+    # -- the master's current first stage ---------------------------------------------------
+    def first_stage_values(self) -> dict[str, np.ndarray]:
+        vals = {k: np.asarray(v.value, dtype=float) for k, v in self.shared.items()}
+        vals["up_mw"] = np.clip(vals["up_mw"], 0.0, None)
+        vals["dn_mw"] = np.clip(vals["dn_mw"], 0.0, None)
+        vals["share_up"] = np.clip(np.asarray(self.share_up.value, dtype=float), 0.0, 1.0)
+        vals["share_dn"] = np.clip(np.asarray(self.share_dn.value, dtype=float), 0.0, 1.0)
+        vals["u_mw"] = self.declared.up_mw * vals["share_up"][None, :]
+        vals["d_mw"] = self.declared.dn_mw * vals["share_dn"][None, :]
+        return vals
+
+    def _worst(self, x: dict, j: int, budget: int):
+        r_ub, r_eq0 = self.recourse.rhs(x, self.scenarios_mw[j])
+        try:
+            return worst_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget), r_ub, r_eq0
+        except RecourseInfeasibleError as exc:
+            raise DSOInfeasibleError(
+                self.name, None,
+                f"the recourse of wind scenario {j} has no solution ({exc}); a hard branch limit cannot be met "
+                "even by shedding: check the EV baselines and branch ratings",
+            ) from None
+
+    def exact_worst(self, x: dict | None = None, budget: int | None = None) -> tuple[np.ndarray, list]:
+        """Q_j (the worst requirement's recourse cost, $) per scenario and the worst requirements."""
+        x = self.first_stage_values() if x is None else x
+        budget = self.data.uncertainty.requirement_budget_h if budget is None else budget
+        if self.data.flexibility != "both":
+            budget = 0
+        out = [self._worst(x, j, budget)[0] for j in range(len(self.scenarios_mw))]
+        Q = np.array([w.value_usd + self.recourse.cost_constant_usd(xi) for w, xi in zip(out, self.scenarios_mw)])
+        return Q, out
+
+    def worst_expectation(self, Q: np.ndarray) -> tuple[np.ndarray, float]:
+        u = self.data.uncertainty
+        return worst_case_distribution(Q, self.distances_mw, u.radius, u.wind_model)
+
+    # -- C&CG separation ---------------------------------------------------------------------
+    def _write_pattern(self, j: int, a_up: np.ndarray, a_dn: np.ndarray) -> bool:
+        M = len(self.a_up[j])
+        for m in range(self.req_used[j]):
+            if (np.abs(self.a_up[j][m].value - a_up).max() < SAME_CUT_TOL
+                    and np.abs(self.a_dn[j][m].value - a_dn).max() < SAME_CUT_TOL):
+                return False
+        if self.req_used[j] < M:
+            slot = self.req_used[j]
+            self.req_used[j] += 1
+        else:
+            slot = int(np.argmin([float(c.value) for c in self.copy_cost[j]]))
+        self.a_up[j][slot].value = np.asarray(a_up, dtype=float)
+        self.a_dn[j][slot].value = np.asarray(a_dn, dtype=float)
+        return True
+
+    def _write_aggregate(self, j: int, a_up: np.ndarray, a_dn: np.ndarray) -> None:
+        slots = list(zip(self.g_up[j], self.g_dn[j]))
+        for pu, pd in slots[: self.g_used[j]]:
+            if np.array_equal(pu.value, a_up) and np.array_equal(pd.value, a_dn):
+                return
+        if self.g_used[j] < len(slots):
+            slot = self.g_used[j]
+            self.g_used[j] += 1
+        else:  # the aggregated column with the lowest cost at the current first stage
+            slot = int(np.argmin([float(c.value) for c in self.g_cost[j]]))
+        self.g_up[j][slot].value = np.asarray(a_up, dtype=float)
+        self.g_dn[j][slot].value = np.asarray(a_dn, dtype=float)
+
+    def _write_benders(self, j: int, w, xi: np.ndarray) -> None:
+        alpha, beta_full = self.recourse.benders_cut(w.dual_ub, w.dual_eq, w.a_up, w.a_dn, xi)
+        T, ET = self.data.horizon_h, self.spread_up.shape[0]
+        bu, bd = beta_full[3 * T: 3 * T + ET], beta_full[3 * T + ET:]
+        beta = np.r_[beta_full[: 3 * T], self.spread_up.T @ bu, self.spread_dn.T @ bd]  # chain rule through u = U * share
+        a, b = np.array(self.cut_alpha[j].value), np.array(self.cut_beta[j].value)
+        if self.cut_used[j] < a.size:
+            slot = self.cut_used[j]
+            self.cut_used[j] += 1
+        else:  # the cut with the most slack at the current first stage
+            slot = int(np.argmin(a + b @ np.asarray(self._xvec.value, dtype=float)))
+        a[slot], b[slot] = alpha, beta
+        self.cut_alpha[j].value, self.cut_beta[j].value = a, b
+
+    def _write_distribution(self, q: np.ndarray) -> bool:
+        slots = np.array(self.dist_slots.value)
+        if np.any(np.abs(slots[: max(self.dist_used, 1)] - q).max(axis=1) < SAME_CUT_TOL):
+            return False
+        if self.dist_used < slots.shape[0]:
+            slot = self.dist_used
+            self.dist_used += 1
+        else:
+            slot = int(np.argmin(slots @ np.asarray(self.theta.value, dtype=float)))
+        slots[slot] = q
+        self.dist_slots.value = slots
+        return True
+
+    def _ascend(self, x: dict, j: int, budget: int):
+        r_ub, r_eq0 = self.recourse.rhs(x, self.scenarios_mw[j])
+        try:
+            return ascend_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget, self.found[j])
+        except RecourseInfeasibleError:
+            return self._worst(x, j, budget)[0]  # the MILP names the cause
+
+    def _remember(self, j: int, w) -> None:
+        pattern = (np.asarray(w.a_up, float), np.asarray(w.a_dn, float))
+        if not any(np.array_equal(pattern[0], a) and np.array_equal(pattern[1], b) for a, b in self.found[j]):
+            self.found[j] = ([pattern] + self.found[j])[:PATTERN_MEMORY]
+
+    def separate(self) -> CutReport:
+        """Inner loop (worst requirement per scenario), then outer loop (worst distribution).
+
+        The inner loop first runs the linearization ascent (:func:`ascend_requirement`,
+        a few LPs) from the patterns found before; only when it finds no violated cut in
+        any scenario does it solve the exact MILPs, which then certify convergence (their
+        dual bound within the tolerance) or give the missing cuts.
+        """
+        x = self.first_stage_values()
+        theta = np.asarray(self.theta.value, dtype=float)
+        eta = float(self.eta.value)
+        tol = max(self.data.ccg.tol_abs_usd, self.data.ccg.tol_rel * abs(float(self.first_stage_cost.value) + eta))
+        budget = self.data.uncertainty.requirement_budget_h if self.data.flexibility == "both" else 0
+        K = len(self.scenarios_mw)
+        consts = np.array([self.recourse.cost_constant_usd(xi) for xi in self.scenarios_mw])
+
+        def violated(ws) -> bool:
+            return any(w.value_usd + consts[j] > theta[j] + tol for j, w in enumerate(ws))
+
+        if self.requirements_possible:  # cheap ascent first; the exact MILPs only to certify
+            worst, exact = [self._ascend(x, j, budget) for j in range(K)], False
+        else:  # f = 0 only: the exact worst case is one LP per scenario
+            worst, exact = [self._worst(x, j, budget)[0] for j in range(K)], True
+        solves = K
+        if not violated(worst):
+            shares = np.r_[x["share_up"], x["share_dn"]]
+            Q = np.array([w.value_usd for w in worst]) + consts
+            sup = self.worst_expectation(Q)[1]
+            extra = 0.0 if self.extra_cost is None else float(self.extra_cost.value)
+            value = float(self.first_stage_cost.value) + extra + sup  # the objective here (model exact)
+            gain = self.center_value_usd - value
+            if np.abs(shares - self.center).max() > self.data.ccg.prox_move_tol and gain > tol:
+                # a proximal-point step: the model is exact here and the objective fell by more
+                # than the tolerance since the last center; the exact check comes later
+                self.recenter(shares)
+                self.center_value_usd = value
+                self.last_added = (0, 0)
+                return CutReport(0, eta, sup, inner_solves=solves, outer_solves=1, moved=True)
+            if not exact:
+                worst = [self._worst(x, j, budget)[0] for j in range(K)]
+                solves += K
+        Q = np.array([w.value_usd for w in worst]) + consts
+        added = 0
+        for j, w in enumerate(worst):
+            if Q[j] > theta[j] + tol:
+                self._write_benders(j, w, self.scenarios_mw[j])
+                added += 1
+                if self.requirements_possible and w.milp:
+                    self._remember(j, w)
+                    self._write_aggregate(j, w.a_up, w.a_dn)
+                    if self.a_up[j]:
+                        self._write_pattern(j, w.a_up, w.a_dn)
+        inner_added = added
+        q, sup = self.worst_expectation(Q)
+        if sup > eta + tol and self._write_distribution(q):
+            added += 1
+        self.last_added = (inner_added, added - inner_added)
+        self.cuts_added += added
+        self.last_worst_usd, self.last_distribution, self.last_q_usd = sup, q, Q
+        return CutReport(added, eta, sup, inner_solves=solves, outer_solves=1)
+
+    def new_run(self) -> None:
+        """A new C&CG run (new ADMM terms): the center stays, its objective is unknown again."""
+        self.center_value_usd = float("inf")
+
+    def recenter(self, shares: np.ndarray) -> None:
+        """Move the proximal center (the shares the stabilized master is drawn to)."""
+        self.center = np.clip(np.asarray(shares, dtype=float), 0.0, 1.0)
+        self.prox_linear.value = -self.prox_weight * self.center
+
+    # -- outcome -----------------------------------------------------------------------------
+    def evaluate(self) -> dict:
+        """Outcome at the current first stage: expected figures at f = 0 under the empirical
+        distribution, worst figures at the worst requirement of ``evaluation_budget_h``."""
+        x = self.first_stage_values()
+        lp, rec = self.recourse.lp, self.recourse
+        K, T = len(self.scenarios_mw), self.data.horizon_h
+        plan_budget = self.data.uncertainty.requirement_budget_h if self.data.flexibility == "both" else 0
+        eval_budget = self.data.evaluation_budget_h if self.data.flexibility == "both" else 0
+        curt0, shed0, curt_w, shed_w, viol_w, Q = (np.zeros(K) for _ in range(6))
+        for j, xi in enumerate(self.scenarios_mw):
+            w_plan, r_ub, r_eq0 = self._worst(x, j, plan_budget)
+            Q[j] = w_plan.value_usd + rec.cost_constant_usd(xi)
+            sol0 = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, np.zeros(T)))
+            curt0[j], shed0[j] = rec.curtailment_mwh(sol0.y, xi), rec.shedding_mwh(sol0.y)
+            w_eval = w_plan if eval_budget == plan_budget else self._worst(x, j, eval_budget)[0]
+            solw = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, w_eval.f_mw))
+            curt_w[j], shed_w[j], viol_w[j] = rec.curtailment_mwh(solw.y, xi), rec.shedding_mwh(solw.y), rec.violation_mwh(solw.y)
+        _, sup = self.worst_expectation(Q)
+        return {
+            "first_stage_usd": float(self.first_stage_cost.value),
+            "worst_expected_recourse_usd": sup,
+            "curtailment_expected_mwh": float(curt0.mean()),
+            "shedding_expected_mwh": float(shed0.mean()),
+            "curtailment_worst_mwh": float(curt_w.max()),
+            "shedding_worst_mwh": float(shed_w.max()),
+            "violation_worst_mwh": float(viol_w.max()),
+            "recourse_usd": Q,
+        }
+
+    # -- cut state for checkpoints -------------------------------------------------------------
+    def cut_state(self) -> dict:
+        return {
+            "dist_slots": np.array(self.dist_slots.value), "dist_used": self.dist_used,
+            "a_up": [[np.array(p.value) for p in row] for row in self.a_up],
+            "a_dn": [[np.array(p.value) for p in row] for row in self.a_dn],
+            "req_used": list(self.req_used), "cuts_added": self.cuts_added,
+            "cut_alpha": [np.array(p.value) for p in self.cut_alpha],
+            "cut_beta": [np.array(p.value) for p in self.cut_beta], "cut_used": list(self.cut_used),
+            "found": [[(a.copy(), b.copy()) for a, b in f] for f in self.found],
+            "center": self.center.copy(),
+            "g_up": [[np.array(p.value) for p in row] for row in self.g_up],
+            "g_dn": [[np.array(p.value) for p in row] for row in self.g_dn],
+            "g_used": list(self.g_used),
+        }
+
+    def set_cut_state(self, state: dict) -> None:
+        self.dist_slots.value = np.array(state["dist_slots"])
+        self.dist_used = int(state["dist_used"])
+        for rows, key in ((self.a_up, "a_up"), (self.a_dn, "a_dn")):
+            for params, vals in zip(rows, state[key]):
+                for p, v in zip(params, vals):
+                    p.value = np.array(v)
+        self.req_used = list(state["req_used"])
+        self.cuts_added = int(state["cuts_added"])
+        for p, v in zip(self.cut_alpha, state["cut_alpha"]):
+            p.value = np.array(v)
+        for p, v in zip(self.cut_beta, state["cut_beta"]):
+            p.value = np.array(v)
+        self.cut_used = list(state["cut_used"])
+        self.found = [[(np.array(a), np.array(b)) for a, b in f] for f in state.get("found", self.found)]
+        self.recenter(state.get("center", self.center))
+        for rows, key in ((self.g_up, "g_up"), (self.g_dn, "g_dn")):
+            for params, vals in zip(rows, state.get(key, [])):
+                for p, v in zip(params, vals):
+                    p.value = np.array(v)
+        self.g_used = list(state.get("g_used", self.g_used))
+
+    def master_size(self) -> dict:
+        n_var = sum(v.size for v in cp.Problem(cp.Minimize(self.cost), self.constraints).variables())
+        n_con = sum(c.size for c in self.constraints)
+        return {"variables": int(n_var), "constraints": int(n_con), "recourse_variables": self.recourse.lp.n_y,
+                "copies": sum(len(c) for c in self.copies)}
+
+
+def build_dso_problem(data: DSORobustData, baselines_mw: np.ndarray, declared: list[DeclaredCapacity]) -> DSOProblem:
+    """The DSO's RobustProblem from its data, the EVCS baselines (E, T) and declarations."""
+    b = np.asarray(baselines_mw, dtype=float)
+    shape = (len(data.evcs_names), data.horizon_h)
+    if b.shape != shape:
+        raise ValueError(f"DSO {data.name!r}: baselines_mw has shape {b.shape}; give one row per station and one column per hour {shape}")
+    return DSOProblem(data, b, declarations_from_messages(data, list(declared)))
+
+
