@@ -330,8 +330,9 @@ class DSOProblem:
 
         The inner loop first runs the linearization ascent (:func:`ascend_requirement`,
         a few LPs) from the patterns found before; only when it finds no violated cut in
-        any scenario does it solve the exact MILPs, which then certify convergence (their
-        dual bound within the tolerance) or give the missing cuts.
+        any scenario (and the proximal centre has settled) does it solve the exact MILPs,
+        which then confirm convergence or give the missing cuts (a MILP stopped at
+        ``MIP_TIME_LIMIT_S`` gives its best pattern, so the confirmation is as good as that).
         """
         x = self.first_stage_values()
         theta = np.asarray(self.theta.value, dtype=float)

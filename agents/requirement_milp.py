@@ -49,8 +49,8 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 BAND_ZERO_MW = 1e-9
 #: Relative MIP gap asked of HiGHS; small so that the MILP optimum is the exact worst case.
 MIP_REL_GAP = 1e-6
-#: Seconds HiGHS may spend on one requirement MILP; past it the best pattern found and the
-#: dual bound are returned (``WorstRequirement.bound_usd`` then exceeds ``value_usd``).
+#: Seconds HiGHS may spend on one requirement MILP; past it the best pattern found is returned
+#: (a member of the set, possibly not the worst: the certification is then only as good).
 MIP_TIME_LIMIT_S = 10.0
 #: Linearization steps of :func:`ascend_requirement` from one start before it gives up.
 ASCENT_STEPS = 12
@@ -122,7 +122,6 @@ class WorstRequirement:
     milp: bool  #: True: solved as a MILP; False: only f = 0 was possible (a plain LP)
     dual_ub: np.ndarray  #: a dual solution (lam, mu) of the recourse LP at the worst pattern:
     dual_eq: np.ndarray  #: ``-r_ub(x) @ lam + r_eq(x, f) @ mu`` bounds Q(x, pattern) below for every x
-    bound_usd: float = float("nan")  #: MILP: HiGHS's dual bound (>= the true max); otherwise = value_usd
     lp_solves: int = 1  #: recourse LPs solved (ascent) or 1 (MILP / plain LP)
 
 
@@ -199,7 +198,7 @@ def worst_requirement(
     zero = np.zeros(T)
     if budget_h <= 0 or not (free_up.any() or free_dn.any()):
         sol = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, zero))
-        return WorstRequirement(sol.value_usd, zero, zero.copy(), zero.copy(), False, sol.dual_ub, sol.dual_eq, sol.value_usd)
+        return WorstRequirement(sol.value_usd, zero, zero.copy(), zero.copy(), False, sol.dual_ub, sol.dual_eq)
 
     m_ub, m_eq = lp.a_ub.shape[0], lp.a_eq.shape[0]
     M, coef = float(lp.dual_bound), float(lp.requirement_coef)
@@ -275,11 +274,9 @@ def worst_requirement(
         )
     a_up = np.round(res.x[i_a]) * free_up
     a_dn = np.round(res.x[i_b]) * free_dn
-    bound = getattr(res, "mip_dual_bound", None)
     return WorstRequirement(
         float(-res.fun), a_up, a_dn, requirement_from_pattern(a_up, a_dn, up, dn), True,
         np.clip(res.x[:m_ub], 0.0, None), res.x[m_ub:n_dual].copy(),
-        float(-res.fun) if bound is None or not np.isfinite(bound) else max(float(-bound), float(-res.fun)),
     )
 
 
@@ -361,5 +358,5 @@ def ascend_requirement(
     a_up, a_dn = pattern
     return WorstRequirement(
         sol.value_usd, a_up.copy(), a_dn.copy(), requirement_from_pattern(a_up, a_dn, up, dn), True,
-        sol.dual_ub, sol.dual_eq, float("nan"), len(seen),
+        sol.dual_ub, sol.dual_eq, len(seen),
     )
