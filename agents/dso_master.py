@@ -258,33 +258,31 @@ class DSOProblem:
         return worst_case_distribution(Q, self.distances_mw, u.radius, u.wind_model)
 
     # -- C&CG separation ---------------------------------------------------------------------
-    def _write_pattern(self, j: int, a_up: np.ndarray, a_dn: np.ndarray) -> bool:
-        M = len(self.a_up[j])
-        for m in range(self.req_used[j]):
-            if (np.abs(self.a_up[j][m].value - a_up).max() < SAME_CUT_TOL
-                    and np.abs(self.a_dn[j][m].value - a_dn).max() < SAME_CUT_TOL):
+    @staticmethod
+    def _write_column(ups: list, dns: list, used: list, j: int, costs: list, a_up: np.ndarray, a_dn: np.ndarray) -> bool:
+        """Write a pattern into scenario j's column slots (``ups``/``dns`` Parameters, ``used[j]``
+        filled); a pattern already there is skipped, and when all are full the column with the
+        lowest cost at the current first stage is overwritten. True if written."""
+        for m in range(used[j]):
+            if (np.abs(ups[m].value - a_up).max() < SAME_CUT_TOL
+                    and np.abs(dns[m].value - a_dn).max() < SAME_CUT_TOL):
                 return False
-        if self.req_used[j] < M:
-            slot = self.req_used[j]
-            self.req_used[j] += 1
+        if used[j] < len(ups):
+            slot = used[j]
+            used[j] += 1
         else:
-            slot = int(np.argmin([float(c.value) for c in self.copy_cost[j]]))
-        self.a_up[j][slot].value = np.asarray(a_up, dtype=float)
-        self.a_dn[j][slot].value = np.asarray(a_dn, dtype=float)
+            slot = int(np.argmin([float(c.value) for c in costs]))
+        ups[slot].value = np.asarray(a_up, dtype=float)
+        dns[slot].value = np.asarray(a_dn, dtype=float)
         return True
 
-    def _write_aggregate(self, j: int, a_up: np.ndarray, a_dn: np.ndarray) -> None:
-        slots = list(zip(self.g_up[j], self.g_dn[j]))
-        for pu, pd in slots[: self.g_used[j]]:
-            if np.array_equal(pu.value, a_up) and np.array_equal(pd.value, a_dn):
-                return
-        if self.g_used[j] < len(slots):
-            slot = self.g_used[j]
-            self.g_used[j] += 1
-        else:  # the aggregated column with the lowest cost at the current first stage
-            slot = int(np.argmin([float(c.value) for c in self.g_cost[j]]))
-        self.g_up[j][slot].value = np.asarray(a_up, dtype=float)
-        self.g_dn[j][slot].value = np.asarray(a_dn, dtype=float)
+    def _write_pattern(self, j: int, a_up: np.ndarray, a_dn: np.ndarray) -> bool:
+        """Full recourse columns (``requirement_slots``)."""
+        return self._write_column(self.a_up[j], self.a_dn[j], self.req_used, j, self.copy_cost[j], a_up, a_dn)
+
+    def _write_aggregate(self, j: int, a_up: np.ndarray, a_dn: np.ndarray) -> bool:
+        """Network-free columns (``AGGREGATE_SLOTS``)."""
+        return self._write_column(self.g_up[j], self.g_dn[j], self.g_used, j, self.g_cost[j], a_up, a_dn)
 
     def _write_benders(self, j: int, w, xi: np.ndarray) -> None:
         alpha, beta_full = self.recourse.benders_cut(w.dual_ub, w.dual_eq, w.a_up, w.a_dn, xi)
