@@ -13,8 +13,10 @@ Layers (the paper's Fig. 4), nested in one fitness evaluation:
 Fitness (CNY/year) = annual cost (ess_investment (16) + stu_investment (17, with the links)
 + 365 x the day's operation cost (18)-(23)) + ``slem_cost_cny`` x SLEM (24) (:meth:`Planner.evaluate`,
 ``layers="full"``). Independent planning (the paper's Tables VI-VII, scheme 1) first sizes the
-storage on the physical fitness (``layers="physical"``: no STU, link or SLEM term), then plans
-the cyber side (STUs, links) for the storages it chose.
+storage on the physical side alone (:func:`physical_side`: ``layers="physical"``, no STU, link or
+SLEM term, and the data centers' load as demanded, because the migration strategy belongs to the
+cyber side, the computation network of the paper's Section II), then plans the cyber side
+(migration, STUs, links) for the storages it chose (:meth:`Planner.full` with migration).
 
 The planning LP is the operation model with LinDistFlow in place of the SOCP DistFlow and the
 network loss linearized by marginal loss factors around the no-storage day (so that the exact
@@ -38,7 +40,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cvxpy as cp
 import numpy as np
@@ -54,6 +56,19 @@ from .topology import TopologyResult, budget_for, link_costs, optimize_topology
 #: The annual cost breakdown of result.json, in this order.
 ANNUAL_COSTS = ("ess_investment", "stu_investment", "ess_operation", "idc_operation", "network_loss",
                 "pv_curtailment", "eens", "voltage_excess")
+
+
+def physical_side(data: CPDSData) -> CPDSData:
+    """The data the physical side plans on when it is planned alone (independent planning).
+
+    The paper's cyber side is the communication and the computation network (Section II; the
+    data-load migration is the middle layer's strategy), and its independent scheme plans the
+    physical side first, then expands the cyber side for it (Section I). So the physical planner
+    sees the data centers' load as demanded (no migration), and no STU, link or SLEM cost. The
+    paper's Table VI scheme 1 (900 kWh at all nine buses) is close to its no-migration plan of
+    Table IV (850 kWh), and its operation costs include the migration (Table VII): docs/cpds33.md.
+    """
+    return replace(data, config=replace(data.config, migration=False))
 
 
 class PlanningLP:

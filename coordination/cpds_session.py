@@ -3,8 +3,9 @@
 ``run`` does, in order:
 
 1. planning (:mod:`coordination.cpds_planning`): PSO and SA-PSO over ``planning_seeds``
-   (integrated: the full fitness; independent: the physical fitness, then the topology for the
-   chosen storages), the exact MILP of the physical layers and the metaheuristic's gap to it;
+   (integrated: the full fitness; independent: the physical fitness without migration, then the
+   cyber side - migration, STUs, links - for the chosen storages), the exact MILP of the
+   physical layers and the metaheuristic's gap to it;
 2. the data-center migration on the planned design: ADMM between the feeder operator and the
    data-center agent on the runtime, and its gap to the centralized SOCP;
 3. the communication topology of the storage agents at all candidate buses: the optimized
@@ -39,7 +40,7 @@ from .cpds_operation import (
     solve_operation_centralized,
     voltage_excess_pu_h,
 )
-from .cpds_planning import ANNUAL_COSTS, Planner, iterations_to_reach, pso, sa_pso, solve_exact_milp
+from .cpds_planning import ANNUAL_COSTS, Planner, iterations_to_reach, physical_side, pso, sa_pso, solve_exact_milp
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,14 @@ def _planning(p: Prepared, progress) -> dict:
     cfg, data = p.config, p.data
     t0 = time.time()
     planner = Planner(data)
-    layers = "full" if cfg.integrated else "physical"
+    # Independent planning: the physical side alone (no migration, physical fitness), then the
+    # cyber side (migration, STUs, links) for its storages (cpds_planning.physical_side).
+    phys = Planner(physical_side(data)) if cfg.migration else planner
+    search, layers = (planner, "full") if cfg.integrated else (phys, "physical")
     runs = {"pso": [], "sapso": []}
     for seed in cfg.planning_seeds:
         for name, alg in (("pso", pso), ("sapso", sa_pso)):
-            r = alg(planner, np.random.default_rng([cfg.seed, seed]), layers=layers)
+            r = alg(search, np.random.default_rng([cfg.seed, seed]), layers=layers)
             runs[name].append(r)
             if progress:
                 progress(f"planning {name:5s} seed {seed}: best {r.best_fitness:,.0f} CNY/y after {len(r.curve) - 1} iterations")
@@ -87,10 +91,16 @@ def _planning(p: Prepared, progress) -> dict:
         sapso_it.append(reached if reached is not None else len(rs.curve))
     design = planner.full(best.best_steps * cfg.ess_step_kwh)
     # The other planning mode, for the integrated-versus-independent comparison.
-    other_layers = "physical" if cfg.integrated else "full"
-    other = sa_pso(planner, np.random.default_rng([cfg.seed, cfg.planning_seeds[0]]), layers=other_layers)
+    rng0 = lambda: np.random.default_rng([cfg.seed, cfg.planning_seeds[0]])
+    if cfg.integrated:
+        other = sa_pso(phys, rng0(), layers="physical")
+    else:
+        other = sa_pso(planner, rng0(), layers="full")
     other_design = planner.full(other.best_steps * cfg.ess_step_kwh)
     integrated, independent = (design, other_design) if cfg.integrated else (other_design, design)
+    # The earlier reading of independent planning, for comparison: the physical side planned
+    # knowing the migration (with migration it ties with the integrated plan: docs/cpds33.md).
+    known = planner.full(sa_pso(planner, rng0(), layers="physical").best_steps * cfg.ess_step_kwh)
     # Exact MILP of the upper and middle layers, and the metaheuristic on the same objective.
     exact = solve_exact_milp(data, cfg.exact_time_limit_s)
     meta = sa_pso(planner, np.random.default_rng([cfg.seed, cfg.planning_seeds[0]]), layers="upper-middle")
@@ -104,7 +114,8 @@ def _planning(p: Prepared, progress) -> dict:
         "runs": runs,
         "pso_iterations": pso_it,
         "sapso_iterations": sapso_it,
-        "integrated_vs_independent": {"integrated": summary(integrated), "independent": summary(independent)},
+        "integrated_vs_independent": {"integrated": summary(integrated), "independent": summary(independent),
+                                      "independent_migration_known": summary(known)},
         "exact": {
             "ess_kwh": exact.ess_kwh.tolist(),
             "objective_cny": exact.objective_cny,
