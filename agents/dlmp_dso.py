@@ -8,7 +8,7 @@ Model (one problem over the horizon; the hours are independent), in kW, per phas
   this balance is the DLMP ``lambda_i,phi,t`` in $/kWh;
 * reactive net load ``xq = L^Q + sum_s [i = b_s] (Q^DC_s,t - Q^SVG_s,t) / 3``; in the
   ``svg`` case each site's SVG supplies the site's reactive power (up to its rating),
-  otherwise ``Q^SVG = 0``;
+  otherwise ``Q^SVG = 0``: its power-factor duty, balanced over its three branches;
 * substation purchase per phase ``P^sub_phi,t = sum_i x_i,phi,t`` (lossless) at the
   substation price ``c_t``;
 * LinDist3Flow voltages ``v^2 = v0^2 - R x - X xq`` (:mod:`networks.lindist3flow`) within
@@ -19,12 +19,25 @@ Objective: ``sum_t c_t sum_phi P^sub_phi,t + sum_g,t (a_g (P^G)^2 + b_g P^G)``, 
 DG cost. Hence ``lambda_i,phi,t = c_t + sum_j (mu^-_j - mu^+_j) R[j, (i, phi)]``: the
 substation price plus the voltage components (mu^-/mu^+ the duals of the lower/upper limits).
 
+Unbalance compensation (``svg`` case, :class:`_CompensationModel`): each SVG is delta
+connected, three branch outputs ``Q^SVG_s,br,t`` (br = ab, bc, ca, injection positive), each
+within ``+-rating_s / 3``, summing to the duty above. How the duty is split among the
+branches (its negative-sequence part) does not change any energy quantity of the lossless
+model (a branch's wye-equivalent active powers sum to zero over the phases, ``T_p``), only
+the per-phase voltages. After the OPF the DSO dispatches the split:
+``minimize sum_s,phi,t u_s,phi,t^2`` with ``u`` the deviation in % of the site bus's phase
+voltage from its three-phase mean (linear in ``v^2``: ``v - mean v ~ (v^2 - mean v^2) / 2``),
+subject to the OPF's voltages moved by the split (``v^2 = v^2_OPF + W (Q^SVG - duty/3)``,
+LinDist3Flow) within the same limits, the branch ratings and the duty. The OPF's point with
+a balanced split is feasible, so this never fails and never changes the DLMPs or costs; the
+reported voltages are those after compensation.
+
 The model is compiled once (cvxpy Parameters for the data-center demand) and re-solved in
 every round of the game. :func:`network_terms` gives the matrices the reference MILP
 (:mod:`coordination.dlmp_reference`) uses, so both see the same follower.
 
 Glossary: ``x_kw`` = x, ``dg_kw`` = P^G, ``sub_kw`` = P^sub, ``v_sq`` = v^2,
-``dlmp_usd_per_kwh`` = lambda, ``svg_kvar`` = Q^SVG.
+``dlmp_usd_per_kwh`` = lambda, ``svg_kvar`` = Q^SVG, ``svg_branch_kvar`` = Q^SVG_s,br.
 """
 
 from __future__ import annotations
@@ -38,8 +51,8 @@ import scipy.sparse as sp
 from agents.solver import CompiledModel, SolveError, SolveStatus
 from coordination.messages import DemandSchedule, DLMPQuote, DSOGameReport
 from coordination.runtime import COORDINATOR
-from networks.ieee37 import PHASES, ThreePhaseFeeder
-from networks.lindist3flow import branch_mp_mq, lindist3flow
+from networks.ieee37 import PHASES, ThreePhaseFeeder, delta_to_wye
+from networks.lindist3flow import branch_mp_mq, lindist3flow, voltage_sensitivity_3ph
 
 
 @dataclass(frozen=True)
@@ -191,6 +204,80 @@ def svg_supply_kvar(q_kvar: np.ndarray, svg_kvar: np.ndarray) -> np.ndarray:
     return np.clip(q_kvar, 0.0, np.asarray(svg_kvar, dtype=float)[:, None])
 
 
+def svg_wye_matrices() -> tuple[np.ndarray, np.ndarray]:
+    """``(T_p, T_q)`` (3 phases x 3 branches ab, bc, ca): the wye-equivalent per-phase load of a
+    delta branch drawing 1 kvar (:func:`networks.ieee37.delta_to_wye`); an SVG branch that
+    supplies ``Q`` is the load ``-Q``, i.e. ``p = -T_p Q``, ``q = -T_q Q``."""
+    t_p, t_q = delta_to_wye(np.zeros((3, 3)), np.eye(3))  # row br: the branch's per-phase load
+    return t_p.T, t_q.T
+
+
+def site_phase_loads(p_kw: np.ndarray, q_kvar: np.ndarray, svg_branch_kvar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(S, 3, T) wye-equivalent per-phase load of each site with its SVG: the balanced demand
+    ``p/3``, ``q/3`` minus the SVG's branch outputs through ``T_p``, ``T_q``."""
+    t_p, t_q = svg_wye_matrices()
+    p = np.asarray(p_kw, dtype=float)[:, None, :] / 3.0 - np.einsum("fb,sbt->sft", t_p, svg_branch_kvar)
+    q = np.asarray(q_kvar, dtype=float)[:, None, :] / 3.0 - np.einsum("fb,sbt->sft", t_q, svg_branch_kvar)
+    return p, q
+
+
+class _CompensationModel:
+    """The SVGs' branch split after the OPF: least squared unbalance at the site buses (QP).
+
+    Parameters: the OPF's squared voltages (3 n_bus, T) and the SVGs' duty (S_v, T);
+    variables: the split ``d = Q^SVG - duty/3`` (3 S_v, T), sum 0 per site.
+    """
+
+    def __init__(self, data: DLMPDSOData):
+        f, T = data.feeder, data.horizon_h
+        self.sites = np.flatnonzero(np.asarray(data.svg_kvar, dtype=float) > 0)
+        sens = voltage_sensitivity_3ph(f)
+        t_p, t_q = svg_wye_matrices()
+        n3, Sv = 3 * f.n_bus, len(self.sites)
+        w = np.zeros((n3, 3 * Sv))  # v^2 per kvar supplied by each branch
+        for j, s in enumerate(self.sites):
+            cols = slice(3 * data.site_bus[s], 3 * data.site_bus[s] + 3)
+            w[:, 3 * j : 3 * j + 3] = sens.r_pu_per_kw[:, cols] @ t_p + sens.x_pu_per_kvar[:, cols] @ t_q
+        rows = np.flatnonzero(sens.present & (np.arange(n3) >= 3))  # every bus-phase but the source
+        dev = 100.0 / 2.0 * (np.eye(3) - np.full((3, 3), 1.0 / 3.0))  # % deviation from the mean, per unit of v^2
+        site_rows = np.concatenate([np.arange(3 * b, 3 * b + 3) for b in data.site_bus])
+        k = np.kron(np.eye(len(data.site_bus)), dev)
+        self.v_sq = cp.Parameter((n3, T), name="v_sq_opf")
+        self.duty = cp.Parameter((max(Sv, 1), T), name="svg_duty_kvar")
+        self.d = cp.Variable((3 * Sv, T), name="svg_split_kvar")
+        v_sq = self.v_sq + w @ self.d
+        self.u = k @ v_sq[site_rows]
+        per_branch = np.repeat(np.asarray(data.svg_kvar, dtype=float)[self.sites] / 3.0, 3)[:, None]
+        branch = self.d + np.kron(np.eye(Sv), np.ones((3, 1))) @ self.duty[:Sv] / 3.0
+        self.v_lo = cp.Parameter((len(rows), T), name="v_sq_min")  # the limits, or the OPF's value if
+        self.v_hi = cp.Parameter((len(rows), T), name="v_sq_max")  # that is beyond them by rounding
+        constraints = [
+            np.kron(np.eye(Sv), np.ones((1, 3))) @ self.d == 0,
+            branch <= per_branch, branch >= -per_branch,
+            v_sq[rows] <= self.v_hi, v_sq[rows] >= self.v_lo,
+        ]
+        self.w, self.rows, self.v_min_sq, self.v_max_sq = w, rows, f.v_min_pu**2, f.v_max_pu**2
+        self.compiled = CompiledModel(
+            data.name, cp.Problem(cp.Minimize(cp.sum_squares(self.u)), constraints),
+            infeasible_hint="the SVG split found no point within the voltage limits (the OPF's own point is one)",
+        )
+
+    def solve(self, v_pu: np.ndarray, duty_kvar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Split at the OPF's voltages ``v_pu`` (n_bus, 3, T); returns the branch outputs
+        (S_v, 3, T) and the compensated voltages (n_bus, 3, T)."""
+        n_bus, _, T = v_pu.shape
+        v_sq = v_pu.reshape(3 * n_bus, T) ** 2
+        self.v_sq.value = v_sq
+        self.v_lo.value = np.minimum(self.v_min_sq, v_sq[self.rows])
+        self.v_hi.value = np.maximum(self.v_max_sq, v_sq[self.rows])
+        self.duty.value = duty_kvar if len(duty_kvar) else np.zeros(self.duty.shape)
+        self.compiled.solve()
+        d = np.asarray(self.d.value)
+        branch = d.reshape(len(self.sites), 3, T) + duty_kvar[:, None, :] / 3.0
+        v_new = np.sqrt(np.maximum(v_sq + self.w @ d, 0.0)).reshape(n_bus, 3, T)
+        return branch, v_new
+
+
 class _FollowerModel:
     """The DSO's OPF over the horizon (:class:`FollowerLP` per hour), compiled once.
 
@@ -235,6 +322,8 @@ class DLMPDSOAgent:
         self.model = _FollowerModel(data, self.lp)
         self.round = -1
         self.svg_kvar = np.zeros((len(data.site_bus), data.horizon_h))
+        self.compensation = _CompensationModel(data) if np.any(np.asarray(data.svg_kvar) > 0) else None
+        self._compensated: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- the follower's problem ---------------------------------------------------------
     def solve(self, p_kw: np.ndarray, q_kvar: np.ndarray) -> None:
@@ -244,6 +333,7 @@ class DLMPDSOAgent:
         self.svg_kvar = svg_supply_kvar(q_kvar, self.data.svg_kvar)
         self.model.dc_p_kw.value = p_kw
         self.model.dc_q_net_kvar.value = q_kvar - self.svg_kvar
+        self._compensated = None
         try:
             self.model.compiled.solve()
         except SolveError as exc:
@@ -251,14 +341,18 @@ class DLMPDSOAgent:
                 raise self._diagnose(p_kw, q_kvar - self.svg_kvar) from None
             raise
 
-    def _site_loads(self, p_kw: np.ndarray, q_net_kvar: np.ndarray, dg_kw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(n_bus, 3, T) per-phase loads with the sites' demand and the DGs' output."""
+    def _site_loads(self, p_kw: np.ndarray, q_net_kvar: np.ndarray, dg_kw: np.ndarray,
+                    split_kvar: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(n_bus, 3, T) per-phase loads with the sites' demand and the DGs' output; ``split_kvar``
+        (S, 3, T): the SVG branch outputs beyond the balanced duty already in ``q_net_kvar``."""
         d = self.data
         p = np.array(d.base_p_kw, dtype=float)
         q = np.array(d.base_q_kvar, dtype=float)
+        split = np.zeros((len(d.site_bus), 3, d.horizon_h)) if split_kvar is None else split_kvar
+        site_p, site_q = site_phase_loads(p_kw, q_net_kvar, split)
         for s, b in enumerate(d.site_bus):
-            p[b] += p_kw[s] / 3.0
-            q[b] += q_net_kvar[s] / 3.0
+            p[b] += site_p[s]
+            q[b] += site_q[s]
         for g, b in enumerate(d.dg_bus):
             p[b] -= dg_kw[g] / 3.0
         return p, q
@@ -298,8 +392,27 @@ class DLMPDSOAgent:
         out[1:] = -dual.reshape(lp.n_branch, 3, d.horizon_h)
         return out
 
+    def _compensate(self) -> tuple[np.ndarray, np.ndarray]:
+        """The SVGs' branch outputs (S, 3, T) and the voltages after their split (n_bus, 3, T)."""
+        if self._compensated is None:
+            v = self.v_opf_pu()
+            branch = np.repeat(self.svg_kvar[:, None, :] / 3.0, 3, axis=1)
+            if self.compensation is not None:
+                sites = self.compensation.sites
+                branch[sites], v = self.compensation.solve(v, self.svg_kvar[sites])
+            self._compensated = (branch, v)
+        return self._compensated
+
+    def svg_branch_kvar(self) -> np.ndarray:
+        """(S, 3, T) SVG output per delta branch (ab, bc, ca) after the split; 0 without SVG."""
+        return self._compensate()[0]
+
     def v_pu(self) -> np.ndarray:
-        """(n_bus, 3, T) voltage magnitudes at the last solution (the root at its source voltage)."""
+        """(n_bus, 3, T) voltage magnitudes at the last solution, after the SVGs' split."""
+        return self._compensate()[1]
+
+    def v_opf_pu(self) -> np.ndarray:
+        """(n_bus, 3, T) voltage magnitudes of the OPF (balanced SVG duty; the root at its source voltage)."""
         d, lp = self.data, self.lp
         out = np.full((d.feeder.n_bus, 3, d.horizon_h), d.feeder.v_source_pu)
         v_sq = np.asarray(self.model.x.value)[lp.v_rows] * VOLT_SCALE_PU2
@@ -321,7 +434,7 @@ class DLMPDSOAgent:
         x = np.asarray(self.model.x.value)
         return DSOGameReport(
             self.name, COORDINATOR, self.cost_usd(), self.v_pu(), self.dlmp_usd_per_kwh(),
-            x[: self.lp.n_dg], self.svg_kvar, x[self.lp.sub_cols],
+            x[: self.lp.n_dg], self.svg_branch_kvar(), x[self.lp.sub_cols],
         )
 
     # -- checkpoints (coordination/agent_host.py) ------------------------------------------
@@ -335,4 +448,5 @@ class DLMPDSOAgent:
             self.model.dc_p_kw.value = state["p"]
             self.model.dc_q_net_kvar.value = state["q_net"]
             self.svg_kvar = state["svg"]
+            self._compensated = None
             self.model.compiled.solve()

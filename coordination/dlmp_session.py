@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from agents.datacenter import DataCenterAggregator, DCAData
-from agents.dlmp_dso import DLMPDSOAgent, DLMPDSOData
+from agents.dlmp_dso import DLMPDSOAgent, DLMPDSOData, site_phase_loads
 from networks.ieee37 import PHASES
 from scenarios.errors import ScenarioError
 from scenarios.ieee37_dlmp import DLMPCase, build_case, dlmp_case
@@ -95,12 +95,14 @@ def vuf_percent(v_pu: np.ndarray) -> np.ndarray:
     return 100.0 * np.nanmax(np.abs(v_pu - mean), axis=1) / mean[:, 0]
 
 
-def ac_check(case: DLMPCase, p_kw: np.ndarray, q_net_kvar: np.ndarray, dg_kw: np.ndarray,
+def ac_check(case: DLMPCase, site_p_kw: np.ndarray, site_q_kvar: np.ndarray, dg_kw: np.ndarray,
              hours: list[int] | None = None) -> dict:
     """OpenDSS against LinDist3Flow at the game's operating point, hour by hour.
 
-    The spot loads are scaled by the hour's load multiplier; sites are balanced extra
-    loads with their net reactive power (after the SVG), DGs negative balanced loads.
+    The spot loads are scaled by the hour's load multiplier; each site is an extra load with
+    its wye-equivalent per-phase powers ``site_p_kw``, ``site_q_kvar`` (S, 3, T), the SVG's
+    delta branches included (:func:`agents.dlmp_dso.site_phase_loads`; OpenDSS gets them
+    back as delta loads), DGs negative balanced loads.
     """
     from networks.opendss_check import compare_lindist3flow_to_opendss
 
@@ -111,11 +113,12 @@ def ac_check(case: DLMPCase, p_kw: np.ndarray, q_net_kvar: np.ndarray, dg_kw: np
         mult = float(case.base_p_kw[:, :, t].sum() / np.sum(f.load_p_kw))
         extra: dict[str, list[float]] = {}
         for s, b in enumerate(case.site_bus):
-            e = extra.setdefault(names[b], [0.0, 0.0])
-            e[0] += p_kw[s, t] / 3.0
-            e[1] += q_net_kvar[s, t] / 3.0
+            e = extra.setdefault(names[b], [np.zeros(3), np.zeros(3)])
+            e[0] = e[0] + site_p_kw[s, :, t]
+            e[1] = e[1] + site_q_kvar[s, :, t]
         for g, b in enumerate(case.dg_bus):
-            extra.setdefault(names[b], [0.0, 0.0])[0] -= dg_kw[g, t] / 3.0
+            e = extra.setdefault(names[b], [np.zeros(3), np.zeros(3)])
+            e[0] = e[0] - dg_kw[g, t] / 3.0
         cmp = compare_lindist3flow_to_opendss({k: tuple(v) for k, v in extra.items()}, f, load_mult=mult)
         err = cmp["max_abs_v_error_pu"]
         errors.append(err)
@@ -153,10 +156,11 @@ def run(case: DLMPCase, options, progress: Callable[[str], None] | None = None) 
     ref = solve_reference(dso_data, dca_data, cfg.svg, g.milp_bits, g.milp_time_limit_s, g.milp_gap_rel,
                           g.dual_bound_usd_per_kwh, g.dlmp_bounds_usd_per_kwh)
     p_kw = np.asarray(game.dca.p_kw)
-    q_net = p_kw * dca_data.tan_phi[:, None] - np.asarray(game.dso.svg_kvar)
+    svg_branch = np.asarray(game.dso.svg_kvar)  # (S, 3, T) per delta branch
+    site_p, site_q = site_phase_loads(p_kw, p_kw * dca_data.tan_phi[:, None], svg_branch)
     if progress is not None:
         progress("checking the game's operating point with OpenDSS (24 hours) ...")
-    ac = ac_check(case, p_kw, q_net, np.asarray(game.dso.dg_kw))
+    ac = ac_check(case, site_p, site_q, np.asarray(game.dso.dg_kw))
     v = np.asarray(game.dso.v_pu)
     lam = np.asarray(game.dso.dlmp_usd_per_kwh)
     vuf = vuf_percent(v)
@@ -187,12 +191,14 @@ def run(case: DLMPCase, options, progress: Callable[[str], None] | None = None) 
             "v_min_dc_pu": float(np.nanmin(v[case.site_bus])),
             "vuf_max_percent": float(np.nanmax(vuf[1:])),
             "vuf_max_dc_percent": float(np.nanmax(vuf[case.site_bus])),
+            "vuf_max_dc_percent_by_site": {s.name: float(np.nanmax(vuf[b])) for s, b in zip(sites, case.site_bus)},
             "voltages_pu": {b: v[i].tolist() for i, b in enumerate(names)},
             "dlmp": {b: lam[i].tolist() for i, b in enumerate(names)},
             "dc_power_kw": {s.name: (np.tile(p_kw[k] / 3.0, (3, 1))).tolist() for k, s in enumerate(sites)},
             "dc_sites": {s.name: s.bus for s in sites},
             "dg_kw": {d.name: np.asarray(game.dso.dg_kw)[k].tolist() for k, d in enumerate(cfg.dgs)},
-            "svg_kvar": {s.name: np.asarray(game.dso.svg_kvar)[k].tolist() for k, s in enumerate(sites)},
+            "svg_kvar": {s.name: svg_branch[k].sum(axis=0).tolist() for k, s in enumerate(sites)},
+            "svg_branch_kvar": {s.name: svg_branch[k].tolist() for k, s in enumerate(sites)},
             "ac_check": ac,
         },
         "reference": {

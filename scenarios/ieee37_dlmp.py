@@ -20,6 +20,9 @@ Data chosen by the project (the paper names neither sites nor sizes; see docs/ie
 * three DGs at 738 (300 kW), 744 and 711 (150 kW each), cost 0.06 $/kWh + 2e-4 $/kW^2h;
 * the spot loads of the feeder times the IEEE RTS hourly load shape (peak 1.0 at hour 17),
   times a seeded +-3 % noise per hour;
+* an SVG per site in the ``svg`` case: delta-connected, 400 kvar (133 kvar per branch); it
+  corrects the site's power factor, and the DSO dispatches its per-branch split to lower the
+  unbalance at the site buses (agents/dlmp_dso.py);
 * substation energy price: 0.045 $/kWh (0-7 h), 0.075 (7-17 h, 21-24 h), 0.110 (17-21 h);
 * workload (in kW of IT capacity kept busy): interactive ``I_t`` = 900 kW x a diurnal shape
   (busy 9-22 h), deferrable arrivals ``A_t`` = 450 kW x the same shape, each to be served
@@ -136,7 +139,7 @@ class DLMPCaseConfig:
     deferrable_kw: float = 450.0  #: peak deferrable arrivals (kW of IT capacity per hour)
     deferral_window_h: int = 6  #: deferrable work is served within this many hours of arrival
     workload_shape: tuple[float, ...] = WORKLOAD_SHAPE
-    svg_kvar: float = 400.0  #: rating of each site's SVG (svg case)
+    svg_kvar: float = 400.0  #: rating of each site's SVG (svg case), kvar over its three delta branches (rating/3 each)
     game: GameSettings = field(default_factory=GameSettings)
 
     @property

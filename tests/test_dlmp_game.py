@@ -37,22 +37,37 @@ def _schedule(case):
     return p, p * dca.tan_phi[:, None]
 
 
-def test_follower_voltages_are_lindist3flow_and_dlmps_are_marginal_costs():
-    case = prepare("no-svg", 0, None)
+@pytest.mark.parametrize("case_name", ["no-svg", "svg"])
+def test_follower_voltages_are_lindist3flow_and_dlmps_are_marginal_costs(case_name):
+    case = prepare(case_name, 0, None)
     dso, _ = agent_data(case)
     agent = DLMPDSOAgent(dso)
     p, q = _schedule(case)
     p[2] *= 0.8  # keep the far site feasible at its peak hours
     q[2] *= 0.8
     agent.solve(p, q)
-    loads = agent._site_loads(p, q, np.asarray(agent.model.dg_kw.value))
-    assert np.nanmax(np.abs(lindist3flow(case.feeder, *loads).v_pu - agent.v_pu())) < 1e-9
+    # the SVGs (svg case): within rating/3 per delta branch, the branches sum to the site's
+    # reactive power; LinDist3Flow with the branches as wye-equivalent loads gives the voltages
+    branch = agent.svg_branch_kvar()
+    assert np.all(np.abs(branch) <= dso.svg_kvar.max() / 3.0 + 1e-6)
+    assert branch.sum(axis=1) == pytest.approx(q if case_name == "svg" else 0.0 * q, abs=1e-5)
+    split = branch - branch.mean(axis=1, keepdims=True)
+    dg = np.asarray(agent.model.dg_kw.value)
+    q_net = q - branch.sum(axis=1)
+    assert np.nanmax(np.abs(lindist3flow(case.feeder, *agent._site_loads(p, q_net, dg)).v_pu - agent.v_opf_pu())) < 1e-9
+    assert np.nanmax(np.abs(lindist3flow(case.feeder, *agent._site_loads(p, q_net, dg, split)).v_pu - agent.v_pu())) < 1e-6
+    v = agent.v_pu()[1:]
+    assert np.nanmin(v) >= 0.95 - 1e-6 and np.nanmax(v) <= 1.05 + 1e-6
+    if case_name == "svg":  # the split lowers the unbalance at every site
+        vuf_opf = vuf_percent(agent.v_opf_pu())[case.site_bus].max(axis=1)
+        assert np.all(vuf_percent(agent.v_pu())[case.site_bus].max(axis=1) < vuf_opf - 0.1)
     # DLMP = d(DSO cost)/d(load): a small balanced load at a site changes the cost by the mean DLMP
     lam = agent.dlmp_usd_per_kwh()
     cost0 = agent.cost_usd()
-    congested = [t for t in range(24) if np.ptp(lam[:, :, t]) > 1e-4]
-    assert congested, "the voltage limit never binds: the case would show no DLMP differences"
-    for t in (congested[0], 3):
+    congested = [t for t in range(24) if np.ptp(lam[case.site_bus, :, t]) > 1e-4]
+    if case_name == "no-svg":
+        assert congested, "the voltage limit never binds: the case would show no DLMP differences"
+    for t in (*congested[:1], 3, 12):
         bumped = p.copy()
         bumped[2, t] += 0.5
         agent.solve(bumped, q)
@@ -100,10 +115,22 @@ def test_svg_raises_site_voltages_and_both_cases_stay_within_limits(results):
         assert min(m["v_min_pu"].values()) >= 0.95 - 1e-6 and max(m["v_max_pu"].values()) <= 1.05 + 1e-6
 
 
+def test_svg_lowers_unbalance_at_the_equilibria(results):
+    """The paper's claim at the game's equilibria: with the SVGs the maximum VUF at the
+    data-center buses is lower, at every site; the SVGs use uneven branch outputs within
+    their rating, and there are none without SVG."""
+    a, b = results["no-svg"]["metrics"], results["svg"]["metrics"]
+    assert b["vuf_max_dc_percent"] < a["vuf_max_dc_percent"] - 0.1
+    for site in a["vuf_max_dc_percent_by_site"]:
+        assert b["vuf_max_dc_percent_by_site"][site] < a["vuf_max_dc_percent_by_site"][site]
+    branch = np.array(list(b["svg_branch_kvar"].values()))  # (S, 3, T)
+    assert np.abs(branch).max() <= 400.0 / 3.0 + 1e-6
+    assert np.ptp(branch, axis=1).max() > 1.0  # the branches differ: the SVG compensates unbalance
+    assert not np.any(np.array(list(a["svg_branch_kvar"].values())))
+
+
 def test_svg_lowers_unbalance_at_the_same_schedule(results):
-    """At one schedule (the no-SVG equilibrium) the SVG lowers the unbalance at every site.
-    (At the equilibria it need not: the aggregator moves load to the far site once the SVG
-    relieves it; docs/ieee37_dlmp.md.)"""
+    """At one schedule (the no-SVG equilibrium) the SVG lowers the unbalance at every site."""
     p = np.array([np.sum(rows, axis=0) for rows in results["no-svg"]["metrics"]["dc_power_kw"].values()])
     vuf = {}
     for c in ("no-svg", "svg"):
