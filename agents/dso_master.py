@@ -220,6 +220,7 @@ class DSOProblem:
         self.extra_cost: cp.Expression | None = None  #: terms the agent adds to the objective (ADMM's)
         self.stabilizer = 0.5 * cp.sum_squares(cp.multiply(np.sqrt(self.prox_weight), shares)) + self.prox_linear @ shares
         self.cuts_added = 0
+        self.certify = True  #: run the exact MILP check when the ascent finds nothing (else trust the ascent)
 
     # -- the master's current first stage ---------------------------------------------------
     def first_stage_values(self) -> dict[str, np.ndarray]:
@@ -242,6 +243,14 @@ class DSOProblem:
                 f"the recourse of wind scenario {j} has no solution ({exc}); a hard branch limit cannot be met "
                 "even by shedding: check the EV baselines and branch ratings",
             ) from None
+
+    def _certify(self, x: dict, j: int, budget: int, above_usd: float):
+        """A pattern of scenario j whose recourse value exceeds ``above_usd``, or None (none found)."""
+        r_ub, r_eq0 = self.recourse.rhs(x, self.scenarios_mw[j])
+        try:
+            return worst_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget, above_usd=above_usd)
+        except RecourseInfeasibleError:
+            return self._worst(x, j, budget)[0]  # the full MILP names the cause
 
     def exact_worst(self, x: dict | None = None, budget: int | None = None) -> tuple[np.ndarray, list]:
         """Q_j (the worst requirement's recourse cost, $) per scenario and the worst requirements."""
@@ -329,8 +338,10 @@ class DSOProblem:
         The inner loop first runs the linearization ascent (:func:`ascend_requirement`,
         a few LPs) from the patterns found before; only when it finds no violated cut in
         any scenario (and the proximal centre has settled) does it solve the exact MILPs,
-        which then confirm convergence or give the missing cuts (a MILP stopped at
-        ``MIP_TIME_LIMIT_S`` gives its best pattern, so the confirmation is as good as that).
+        which then confirm convergence or give the missing cuts (only when ``certify`` is set;
+        otherwise the ascent's answer ends the run): each MILP is asked only for a
+        pattern above ``theta_j + tol`` and stops at the first it finds; one that finds none
+        within ``MIP_TIME_LIMIT_S`` confirms convergence only as far as that search went.
         """
         x = self.first_stage_values()
         theta = np.asarray(self.theta.value, dtype=float)
@@ -362,8 +373,8 @@ class DSOProblem:
                 self.center_value_usd = value
                 self.last_added = (0, 0)
                 return CutReport(0, eta, sup, inner_solves=solves, outer_solves=1, moved=True)
-            if not exact:
-                worst = [self._worst(x, j, budget)[0] for j in range(K)]
+            if not exact and self.certify:  # a MILP per scenario asks for a pattern above theta_j + tol
+                worst = [self._certify(x, j, budget, theta[j] + tol - consts[j]) or w for j, w in enumerate(worst)]
                 solves += K
         Q = np.array([w.value_usd for w in worst]) + consts
         added = 0

@@ -9,6 +9,8 @@ and the glossary are described) and solves it by C&CG in every ADMM iteration.
 
 from __future__ import annotations
 
+import time
+
 import cvxpy as cp
 import numpy as np
 
@@ -60,6 +62,7 @@ class DSORobustAgent:
         self.ccg_totals = {"master_solves": 0, "inner_solves": 0, "outer_solves": 0, "cuts_added": 0}
         self.ccg_history: list[tuple[int, int, int]] = []  #: (master, inner, outer) solves of each C&CG run
         self.solve_s: float = 0.0
+        self.certified = False  #: the last run ended with the exact MILP check
 
     # -- stage 1 -------------------------------------------------------------------------------
     def collect_baselines(self, inbox: tuple) -> ReserveProposal:
@@ -121,19 +124,33 @@ class DSORobustAgent:
         if self.model is None:
             raise RuntimeError(f"DSO {self.name!r}: {what}() before receive_declarations(); run stages 1 and 2 first")
 
-    def _solve(self) -> ReserveProposal:
-        import time
-
+    def _solve(self, consensus: np.ndarray | None = None) -> ReserveProposal:
+        """C&CG on the compiled master. With a ``consensus`` (3, T) (ADMM), the inner loop first
+        trusts the linearization ascent and runs the exact MILP check only once the proposal
+        is within ``ccg.certify_within_mw`` of the consensus (near ADMM convergence), so the
+        proposal that ends the ADMM is always certified; without one it always certifies."""
         t0 = time.perf_counter()
         self.problem.new_run()
+        self.problem.certify = consensus is None
         run = solve_with_cuts(self.model, [self.problem], self.data.ccg.max_iterations)
+        if consensus is not None and np.abs(self._proposal() - consensus).max() <= self.data.ccg.certify_within_mw:
+            self.problem.certify = True
+            more = solve_with_cuts(self.model, [self.problem], self.data.ccg.max_iterations)
+            run = CCGRun(more.converged, run.master_solves + more.master_solves, run.cuts_added + more.cuts_added,
+                         run.inner_solves + more.inner_solves, run.outer_solves + more.outer_solves, more.gap_usd,
+                         run.history + more.history)
+        self.certified = self.problem.certify
         self.solve_s = time.perf_counter() - t0
         self.last_ccg = run
         for k in ("master_solves", "inner_solves", "outer_solves", "cuts_added"):
             self.ccg_totals[k] += getattr(run, k)
         self.ccg_history.append((run.master_solves, run.inner_solves, run.outer_solves))
+        p, up, dn = self._proposal()
+        return ReserveProposal(self.name, self.data.tso_name, self.iteration, p, up, dn)
+
+    def _proposal(self) -> np.ndarray:
         x = self.problem.first_stage_values()
-        return ReserveProposal(self.name, self.data.tso_name, self.iteration, x["p_mw"], x["up_mw"], x["dn_mw"])
+        return np.stack([x["p_mw"], x["up_mw"], x["dn_mw"]])
 
     def solve_local(self, inbox: tuple) -> ReserveProposal:
         self._need_model("solve_local")
@@ -146,13 +163,15 @@ class DSORobustAgent:
             "dn_mw": (update.multiplier_dn_usd_per_mw_h, update.consensus_dn_mw),
         }
         T = self.data.horizon_h
-        for k, (lam, z) in pairs.items():
+        consensus = np.zeros((3, T))
+        for i, (k, (lam, z)) in enumerate(pairs.items()):
             lam, z = np.asarray(lam, dtype=float).reshape(-1), np.asarray(z, dtype=float).reshape(-1)
             if lam.size != T or z.size != T:
                 raise ValueError(f"DSO {self.name!r}: ReserveUpdate fields for {k} have {lam.size} and {z.size} values; send {T}")
             self.linear[k].value = linear_coefficient(lam, z, rho)
+            consensus[i] = z
         self.rho.value = rho
-        return self._solve()
+        return self._solve(consensus)
 
     def solve_alone(self, inbox: tuple = ()) -> ReserveProposal:
         self._need_model("solve_alone")

@@ -26,7 +26,9 @@ and ``w_t = mu_r a_dn_t`` (``r = requirement_rows[t]``) are linearized exactly w
 McCormick inequalities on ``|mu_r| <= dual_bound``: for the DSO's recourse this bound is
 implied by the dual constraints of the boundary violation variables (cost = violation
 penalty, column -1/+1 in the boundary row), so the linearization loses nothing. The result
-is a MILP with 2T binaries, solved with HiGHS (:func:`scipy.optimize.milp`).
+is a MILP with 2T binaries, solved with HiGHS (``highspy``); C&CG asks it only whether a
+pattern beats the master's estimate (``above_usd``), which HiGHS answers by stopping at the
+first such pattern.
 
 Generic: nothing here knows about feeders; ``tests/test_dso_robust.py`` checks it on a
 small LP against brute force over all patterns and against the primal LP.
@@ -43,6 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+import highspy
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 #: Requirement band entries at or below this (MW) are treated as zero: no binary for that hour.
@@ -186,11 +189,18 @@ def worst_requirement(
     budget_h: int,
     mip_rel_gap: float = MIP_REL_GAP,
     time_limit_s: float = MIP_TIME_LIMIT_S,
-) -> WorstRequirement:
-    """``max`` over budgeted binary patterns of the recourse LP value (the dual MILP).
+    above_usd: float | None = None,
+) -> WorstRequirement | None:
+    """``max`` over budgeted binary patterns of the recourse LP value (the dual MILP, HiGHS).
 
     ``r_eq0`` is the equality right-hand side at ``f = 0``. With ``budget_h = 0`` or an
     empty band only ``f = 0`` is possible and the plain primal LP is solved instead.
+
+    ``above_usd``: only ask whether some pattern's value exceeds it (C&CG's question:
+    is ``theta_j + tol`` violated?). HiGHS stops at the first such pattern and returns it;
+    ``None`` means it found none, proven (the branch and bound ran out) or within
+    ``time_limit_s`` (then only as good as that search). Without ``above_usd`` the MILP
+    is solved to ``mip_rel_gap`` or the time limit, whichever comes first.
     """
     T = lp.horizon_h
     up, dn = _band(T, up_mw, dn_mw, "worst_requirement")
@@ -251,33 +261,69 @@ def worst_requirement(
     var_lo = np.r_[np.zeros(m_ub), np.full(m_eq, -np.inf), np.zeros(2 * T), np.full(2 * T, -M)]
     var_hi = np.r_[np.full(n_dual, np.inf), free_up.astype(float), free_dn.astype(float), np.full(2 * T, M)]
     var_lo[i_mu], var_hi[i_mu] = -M, M
-    integrality = np.zeros(n_var)
-    integrality[i_a] = integrality[i_b] = 1
-    res = milp(
-        c,
-        constraints=[LinearConstraint(A, lower, upper)],
-        bounds=Bounds(var_lo, var_hi),
-        integrality=integrality,
-        options={"mip_rel_gap": mip_rel_gap, "presolve": True, "time_limit": time_limit_s},
-    )
-    if res.status not in (0, 1) or res.x is None:  # HiGHS's presolve can misreport these duals; retry without it
-        res = milp(
-            c,
-            constraints=[LinearConstraint(A, lower, upper)],
-            bounds=Bounds(var_lo, var_hi),
-            integrality=integrality,
-            options={"mip_rel_gap": mip_rel_gap, "presolve": False, "time_limit": time_limit_s},
-        )
-    if res.status not in (0, 1) or res.x is None:
+    integrality = np.zeros(n_var, dtype=bool)
+    integrality[i_a] = integrality[i_b] = True
+    model = (c, A.tocsc(), lower, upper, var_lo, var_hi, integrality)
+    cutoff = None if above_usd is None else -float(above_usd)
+    status, x = _run_highs(*model, mip_rel_gap, time_limit_s, cutoff, presolve=True)
+    if x is None and status not in _NOTHING_ABOVE:  # HiGHS's presolve can misreport these duals; retry without it
+        status, x = _run_highs(*model, mip_rel_gap, time_limit_s, cutoff, presolve=False)
+    if x is None and cutoff is not None and status in _NOTHING_ABOVE:
+        return None
+    if x is None:
         raise RecourseInfeasibleError(
-            f"requirement MILP: {res.message} (an unbounded dual means some requirement leaves the recourse infeasible)"
+            f"requirement MILP: HiGHS status {status.name} (an unbounded dual means some requirement leaves the "
+            "recourse infeasible)"
         )
-    a_up = np.round(res.x[i_a]) * free_up
-    a_dn = np.round(res.x[i_b]) * free_dn
+    value = float(-(c @ x))
+    if above_usd is not None and value <= above_usd:
+        return None
+    a_up = np.round(x[i_a]) * free_up
+    a_dn = np.round(x[i_b]) * free_dn
     return WorstRequirement(
-        float(-res.fun), a_up, a_dn, requirement_from_pattern(a_up, a_dn, up, dn), True,
-        np.clip(res.x[:m_ub], 0.0, None), res.x[m_ub:n_dual].copy(),
+        value, a_up, a_dn, requirement_from_pattern(a_up, a_dn, up, dn), True,
+        np.clip(x[:m_ub], 0.0, None), x[m_ub:n_dual].copy(),
     )
+
+
+#: HiGHS statuses that say "no pattern above the cutoff was found" (within the time limit).
+_NOTHING_ABOVE = (
+    highspy.HighsModelStatus.kObjectiveBound, highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kTimeLimit,
+)
+
+
+def _run_highs(c, A, lower, upper, var_lo, var_hi, integrality, mip_rel_gap, time_limit_s, cutoff, presolve):
+    """Solve ``min c @ x`` over the MILP with highspy; (model status, x or None).
+
+    ``cutoff`` (the negated threshold) sets HiGHS's ``objective_bound`` (prune nodes that
+    cannot beat it) and ``objective_target`` (stop at the first incumbent that does)."""
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+    h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("presolve", "on" if presolve else "off")
+    if cutoff is not None:
+        h.setOptionValue("objective_bound", float(cutoff))
+        h.setOptionValue("objective_target", float(cutoff))
+    inf = highspy.kHighsInf
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = A.shape[1], A.shape[0]
+    lp.col_cost_ = np.asarray(c, dtype=float)
+    lp.col_lower_ = np.where(np.isinf(var_lo), -inf, var_lo)
+    lp.col_upper_ = np.where(np.isinf(var_hi), inf, var_hi)
+    lp.row_lower_ = np.where(np.isinf(lower), -inf, lower)
+    lp.row_upper_ = np.where(np.isinf(upper), inf, upper)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = A.indptr
+    lp.a_matrix_.index_ = A.indices
+    lp.a_matrix_.value_ = A.data
+    kinds = highspy.HighsVarType
+    lp.integrality_ = [kinds.kInteger if i else kinds.kContinuous for i in integrality]
+    h.passModel(lp)
+    h.run()
+    status = h.getModelStatus()
+    has_x = h.getInfo().primal_solution_status == 2  # kSolutionStatusFeasible
+    return status, (np.array(h.getSolution().col_value) if has_x else None)
 
 
 def _best_pattern(gain_up: np.ndarray, gain_dn: np.ndarray, budget_h: int) -> tuple[np.ndarray, np.ndarray]:

@@ -83,6 +83,7 @@ class CCGSettings:
     ball: str = "dual"  #: outer loop: "dual" = exact LP dual of the ball in the master, "cuts" = distribution cuts
     prox_weight_usd: float = 5.0  #: DSO: proximal weight sigma on the cleared capacity, (sigma/2)(U_t (share_t - center_t))^2 ($/MW^2)
     prox_move_tol: float = 1e-3  #: DSO: the run ends only when the master's shares are within this of the center
+    certify_within_mw: float = 0.2  #: DSO in ADMM: exact MILP check of the inner loop only once its proposal is within this of the consensus (max over entries, MW; inf: every run)
 
     def validate(self, where: str) -> None:
         ok = (
@@ -94,11 +95,12 @@ class CCGSettings:
             and self.ball in ("dual", "cuts")
             and self.prox_weight_usd > 0
             and self.prox_move_tol > 0
+            and self.certify_within_mw >= 0
         )
         if not ok:
             raise ValueError(
                 f"{where}: tol_abs_usd > 0, tol_rel >= 0, max_iterations >= 1, distribution_slots >= 1, "
-                f"requirement_slots >= 0, ball 'dual' or 'cuts', prox_weight_usd > 0 and prox_move_tol > 0 are required, got {self!r}"
+                f"requirement_slots >= 0, ball 'dual' or 'cuts', prox_weight_usd > 0, prox_move_tol > 0 and certify_within_mw >= 0 are required, got {self!r}"
             )
 
 
