@@ -224,8 +224,10 @@ def site_phase_loads(p_kw: np.ndarray, q_kvar: np.ndarray, svg_branch_kvar: np.n
 class _CompensationModel:
     """The SVGs' branch split after the OPF: least squared unbalance at the site buses (QP).
 
-    Parameters: the OPF's squared voltages (3 n_bus, T) and the SVGs' duty (S_v, T);
-    variables: the split ``d = Q^SVG - duty/3`` (3 S_v, T), sum 0 per site.
+    Variables: the split ``d = Q^SVG - duty/3`` (3 S_v, T), sum 0 per site; ``W`` (``w``): the
+    LinDist3Flow change of every squared voltage per kvar supplied by each branch. Parameters
+    (set from the OPF's voltages and the duty): the site deviations at ``d = 0`` and the room
+    to the voltage limits and to the branch ratings.
     """
 
     def __init__(self, data: DLMPDSOData):
@@ -240,23 +242,24 @@ class _CompensationModel:
             w[:, 3 * j : 3 * j + 3] = sens.r_pu_per_kw[:, cols] @ t_p + sens.x_pu_per_kvar[:, cols] @ t_q
         rows = np.flatnonzero(sens.present & (np.arange(n3) >= 3))  # every bus-phase but the source
         dev = 100.0 / 2.0 * (np.eye(3) - np.full((3, 3), 1.0 / 3.0))  # % deviation from the mean, per unit of v^2
-        site_rows = np.concatenate([np.arange(3 * b, 3 * b + 3) for b in data.site_bus])
-        k = np.kron(np.eye(len(data.site_bus)), dev)
-        self.v_sq = cp.Parameter((n3, T), name="v_sq_opf")
-        self.duty = cp.Parameter((max(Sv, 1), T), name="svg_duty_kvar")
+        self.site_rows = np.concatenate([np.arange(3 * b, 3 * b + 3) for b in data.site_bus])
+        self.k = np.kron(np.eye(len(data.site_bus)), dev)
+        # parameters enter as plain right-hand sides (fast to compile): the OPF's deviations u0,
+        # the room to the voltage limits and to the branch ratings around the duty
+        self.u0 = cp.Parameter((len(self.site_rows), T), name="u_opf")
+        self.room_up = cp.Parameter((len(rows), T), name="v_sq_room_up")
+        self.room_down = cp.Parameter((len(rows), T), name="v_sq_room_down")
+        self.branch_room = cp.Parameter((3 * max(Sv, 1), T), name="svg_branch_room_kvar")  # rating/3 -+ duty/3
+        self.branch_floor = cp.Parameter((3 * max(Sv, 1), T), name="svg_branch_floor_kvar")
         self.d = cp.Variable((3 * Sv, T), name="svg_split_kvar")
-        v_sq = self.v_sq + w @ self.d
-        self.u = k @ v_sq[site_rows]
-        per_branch = np.repeat(np.asarray(data.svg_kvar, dtype=float)[self.sites] / 3.0, 3)[:, None]
-        branch = self.d + np.kron(np.eye(Sv), np.ones((3, 1))) @ self.duty[:Sv] / 3.0
-        self.v_lo = cp.Parameter((len(rows), T), name="v_sq_min")  # the limits, or the OPF's value if
-        self.v_hi = cp.Parameter((len(rows), T), name="v_sq_max")  # that is beyond them by rounding
+        self.u = self.u0 + (self.k @ w[self.site_rows]) @ self.d
         constraints = [
             np.kron(np.eye(Sv), np.ones((1, 3))) @ self.d == 0,
-            branch <= per_branch, branch >= -per_branch,
-            v_sq[rows] <= self.v_hi, v_sq[rows] >= self.v_lo,
+            self.d <= self.branch_room[: 3 * Sv], self.d >= self.branch_floor[: 3 * Sv],
+            w[rows] @ self.d <= self.room_up, w[rows] @ self.d >= self.room_down,
         ]
         self.w, self.rows, self.v_min_sq, self.v_max_sq = w, rows, f.v_min_pu**2, f.v_max_pu**2
+        self.per_branch = np.repeat(np.asarray(data.svg_kvar, dtype=float)[self.sites] / 3.0, 3)[:, None]
         self.compiled = CompiledModel(
             data.name, cp.Problem(cp.Minimize(cp.sum_squares(self.u)), constraints),
             infeasible_hint="the SVG split found no point within the voltage limits (the OPF's own point is one)",
@@ -267,10 +270,13 @@ class _CompensationModel:
         (S_v, 3, T) and the compensated voltages (n_bus, 3, T)."""
         n_bus, _, T = v_pu.shape
         v_sq = v_pu.reshape(3 * n_bus, T) ** 2
-        self.v_sq.value = v_sq
-        self.v_lo.value = np.minimum(self.v_min_sq, v_sq[self.rows])
-        self.v_hi.value = np.maximum(self.v_max_sq, v_sq[self.rows])
-        self.duty.value = duty_kvar if len(duty_kvar) else np.zeros(self.duty.shape)
+        self.u0.value = self.k @ v_sq[self.site_rows]
+        # the limits, or the OPF's own value where rounding put it a hair beyond them
+        self.room_up.value = np.maximum(self.v_max_sq - v_sq[self.rows], 0.0)
+        self.room_down.value = np.minimum(self.v_min_sq - v_sq[self.rows], 0.0)
+        third = np.repeat(duty_kvar, 3, axis=0) / 3.0
+        self.branch_room.value = self.per_branch - third if len(third) else np.zeros(self.branch_room.shape)
+        self.branch_floor.value = -self.per_branch - third if len(third) else np.zeros(self.branch_floor.shape)
         self.compiled.solve()
         d = np.asarray(self.d.value)
         branch = d.reshape(len(self.sites), 3, T) + duty_kvar[:, None, :] / 3.0
