@@ -43,6 +43,44 @@ class DistributionPlannerAgent(_PlannerBase):
         self.purchase.value = np.zeros(S)
         self.has_plan = False
         self.y_history: dict[int, tuple] = {}
+        self.cuts: list[tuple[float, np.ndarray]] = []  # (intercept relative to cut_ref, gradient) per cut
+        self.cut_ref = None
+
+    def coordination_terms(self, x):
+        """theta >= a_k + g_k x: the transmission planner's Benders cuts (coordination.expansion).
+
+        theta is V_T - cut_ref (the first cut's cost), which keeps the 1e9 $/yr constant out
+        of the model; unused slots repeat a used one (all zero before the first cut).
+        """
+        K = self.settings.max_cuts
+        self.theta = cp.Variable(name="theta_t_cost_usd")
+        self.cut_a = cp.Parameter(K, name="cut_intercept_usd")
+        self.cut_g = cp.Parameter((K, self.n_x), name="cut_gradient_usd_per_mw")
+        self.cut_a.value = np.zeros(K)
+        self.cut_g.value = np.zeros((K, self.n_x))
+        return self.theta, [self.theta >= self.cut_a + self.cut_g @ x]
+
+    def _add_cut(self, u: InterfaceUpdate, center: np.ndarray, lam: np.ndarray) -> None:
+        if u.cut_reset:
+            self.cuts, self.cut_ref = [], None
+        if not np.isfinite(u.cut_cost_usd):
+            return
+        if self.cut_ref is None:
+            self.cut_ref = float(u.cut_cost_usd)
+        g = self.w_x * lam  # $/yr per MW of the interface
+        self.cuts = (self.cuts + [(float(u.cut_cost_usd) - self.cut_ref - float(g @ center), g)])[-self.settings.max_cuts:]
+        K = self.settings.max_cuts
+        rows = [self.cuts[min(k, len(self.cuts) - 1)] for k in range(K)]
+        self.cut_a.value = np.array([a for a, _ in rows])
+        self.cut_g.value = np.array([g for _, g in rows])
+
+    def bound_usd(self) -> float:
+        """The master problem's lower bound on the joint cost (cuts in use and MILP), else -inf."""
+        if self.cut_ref is None or self.fixed_investments:
+            return float("-inf")
+        value = self.milp.problem.value
+        gap = self.settings.mip_rel_gap * max(1.0, abs(float(value)))
+        return float(value) - gap + self.cut_ref
 
     def scope_zones(self):
         ids = np.asarray(self.data.feeder.bus_ids, dtype=int)
@@ -182,6 +220,9 @@ class DistributionPlannerAgent(_PlannerBase):
             lam = np.r_[np.asarray(u.multiplier_draw_usd_per_mwh), np.asarray(u.multiplier_coupled_usd_per_mwh).ravel()]
             z = np.r_[np.asarray(u.consensus_draw_mw), np.asarray(u.consensus_coupled_mw).ravel()]
             self._set_admm_terms(lam, z, u.rho_usd_per_mw2h, u.prox_usd_per_mwh)
+            if self.settings.cuts:
+                self.lin.value = np.zeros(self.n_x)  # the cuts carry the prices
+                self._add_cut(u, z, lam)
         self._solve()
         self.has_plan = True
         x = self.x_value()
@@ -191,4 +232,4 @@ class DistributionPlannerAgent(_PlannerBase):
         return InterfaceProposal(self.name, self.data.transmission_planner, iteration=rnd,
                                  draw_mw=x[:S], coupled_mw=x[S:].reshape(A, S),
                                  investments_changed=0 if self.fixed_investments else self.investment_changes,
-                                 own_cost_usd=float(self.own_cost(*self._y_expr()).value))
+                                 own_cost_usd=float(self.own_cost(*self._y_expr()).value), bound_usd=self.bound_usd())

@@ -196,9 +196,11 @@ class _PlannerBase:
         base = self.continuous_constraints() + [c for b in self.blocks.values() for c in b.constraints]
         cost_milp = self.own_cost(*self.y_var)
         cost_qp = self.own_cost(*self.y_par)
-        milp_obj = cost_milp + self.lin @ x + self.prox_w @ dev
+        extra_obj, extra_cons = self.coordination_terms(x)
+        base = base + extra_cons
+        milp_obj = cost_milp + self.lin @ x + self.prox_w @ dev + extra_obj
         dev2 = cp.Variable(self.n_x, nonneg=True, name="prox_abs_lp")
-        qp_obj = cost_qp + self.lin @ x + self.prox_w @ dev2
+        qp_obj = cost_qp + self.lin @ x + self.prox_w @ dev2 + extra_obj
         self.milp = CompiledModel(
             self.name, cp.Problem(cp.Minimize(milp_obj), base + self.investment_constraints(*self.y_var)
                                   + [dev >= x - self.z_prox, dev >= self.z_prox - x]),
@@ -213,6 +215,10 @@ class _PlannerBase:
         )
         self.x_expr = x
         self._price_only()
+
+    def coordination_terms(self, x) -> tuple:
+        """Extra objective term and constraints of the coordination (the distribution planner's cuts)."""
+        return 0.0, []
 
     def _price_only(self) -> None:
         self.lin.value = np.zeros(self.n_x)

@@ -192,6 +192,7 @@ class TransmissionPlannerAgent(_PlannerBase):
             self.fix_investments()
         self._price_only()
         self._solve()
+        self.lp_cost = float(self.qp.problem.value)  # V_T at the pinned interface, binaries fixed
         S = len(self.weight_h)
         w = self.weight_h
         prices = [(np.asarray(self.c_draw_lo.dual_value) - np.asarray(self.c_draw_hi.dual_value)) / w]
@@ -223,17 +224,19 @@ class TransmissionPlannerAgent(_PlannerBase):
         self.last_y = None
         self.best = None  # (total cost, round, x_d, prices, T binaries)
         _, self.prices, self.y_round = self._respond(self.x_d)
-        return self._update(multiplier=self.prices, center=self.x_d, rho=0.0, fix=False, fix_round=-1)
+        return self._update(multiplier=self.prices, center=self.x_d, rho=0.0, fix=False, fix_round=-1, reset=True)
 
-    def _update(self, multiplier, center, rho, fix, fix_round) -> InterfaceUpdate:
+    def _update(self, multiplier, center, rho, fix, fix_round, reset=False) -> InterfaceUpdate:
         S = len(self.weight_h)
         A = len(self.aggregators)
+        cuts = self.settings.cuts
         return InterfaceUpdate(
             self.name, self.data.distribution_planner, iteration=self.iteration,
             consensus_draw_mw=center[:S], consensus_coupled_mw=center[S:].reshape(A, S),
             multiplier_draw_usd_per_mwh=multiplier[:S], multiplier_coupled_usd_per_mwh=multiplier[S:].reshape(A, S),
-            rho_usd_per_mw2h=rho, prox_usd_per_mwh=self.settings.prox_usd_per_mwh, fix_investments=fix,
-            fix_round=fix_round,
+            rho_usd_per_mw2h=rho, prox_usd_per_mwh=0.0 if cuts else self.settings.prox_usd_per_mwh,
+            fix_investments=fix, fix_round=fix_round, cut_cost_usd=self.lp_cost if cuts else float("nan"),
+            cut_reset=bool(reset and cuts),
         )
 
     def coordinate(self, inbox: tuple) -> list:
@@ -245,12 +248,17 @@ class TransmissionPlannerAgent(_PlannerBase):
             moved = float(np.abs(x_d - self.x_d).max())
             cost_t, prices, y_t = self._respond(x_d)
             total = cost_t + float(prop.own_cost_usd)
-            changed = int(prop.investments_changed) + int(sum(np.sum(a != b) for a, b in zip(y_t, self.y_round)))
+            t_changed = int(sum(np.sum(a != b) for a, b in zip(y_t, self.y_round)))
+            changed = int(prop.investments_changed) + t_changed
             if self.best is None or total < self.best[0] - 1e-9 * abs(total):
                 self.best = (total, self.iteration, x_d.copy(), prices.copy(), y_t)
             self.stable = self.stable + 1 if (changed == 0 and moved <= s.stable_tolerance_mw) else 0
             self.x_d, self.prices, self.y_round = x_d, prices, y_t
-            done = (self.iteration >= s.min_investment_rounds and self.stable >= s.stable_rounds) or \
+            # Benders bounds (cuts in use): the master's lower bound holds for the transmission binaries the
+            # cuts came from; stop once the cheapest round is within bound_tolerance of it.
+            self.bound_gap_usd = self.best[0] - float(prop.bound_usd)
+            bounded = t_changed == 0 and self.bound_gap_usd <= s.bound_tolerance * abs(self.best[0])
+            done = (self.iteration >= s.min_investment_rounds and (self.stable >= s.stable_rounds or bounded)) or \
                 self.iteration >= s.max_investment_rounds
             report = RoundReport(
                 self.name, COORDINATOR, iteration=self.iteration, phase=1, primal_residual_mw=moved,
@@ -258,16 +266,18 @@ class TransmissionPlannerAgent(_PlannerBase):
                 rho_usd_per_mw2h=0.0, investments_changed=changed, converged=False,
             )
             if not done:
-                return [self._update(prices, x_d, 0.0, False, -1), report]
+                return [self._update(prices, x_d, 0.0, False, -1, reset=t_changed > 0), report]
             # Switch: keep the cheapest round's binaries; continue from its interface and prices.
             _, best_round, best_x, best_prices, best_y = self.best
             self.last_y = best_y
             self.fix_investments()
             self.phase = 2
             self.stable = 0
+            _, best_prices, _ = self._respond(best_x)  # cut and prices at the kept binaries
             self.x_d, self.prices = best_x, best_prices
             self.best = None
-            return [self._update(best_prices, best_x, 0.0, True, best_round), report]
+            return [self._update(best_prices, best_x, 0.0, True, best_round, reset=t_changed > 0 or
+                                 any(np.any(a != b) for a, b in zip(best_y, y_t))), report]
         # Continuous phase: the same rounds with the binaries fixed (LPs); stop when the proposal rests.
         moved = float(np.abs(x_d - self.x_d).max())
         cost_t, prices, _ = self._respond(x_d)

@@ -146,6 +146,8 @@ class TDExpansionConfig:
     transformer_equivalent_km: float = 10.0  #: length charged for a candidate parallel transformer
     t_line_capex_usd_per_mw_km_yr: float = 250.0  #: C^L of a transmission circuit
     d_line_capex_usd_per_mw_km_yr: float = 2500.0  #: C^L of a feeder line
+    t_line_ratings_mw: tuple[tuple[int, int, float], ...] = ((1, 2, 90.0),)  #: paper: T line 1-2 is rated 90 MW
+    d_line_ratings_mva: tuple[tuple[int, int, float], ...] = ((1, 2, 6.0),)  #: paper: feeder line 1-2 is rated 6 MW
     t_corridors: tuple[tuple[int, int], ...] = T_CORRIDORS  #: candidate parallel circuits (bus pairs)
     d_sections: tuple[tuple[int, ...], ...] = D_SECTIONS  #: candidate feeder reinforcement sections (bus paths)
     t_generators: tuple[CandidateGenerator, ...] = field(default_factory=_default_t_generators)  #: candidate units
@@ -280,6 +282,18 @@ def _site_table(cfg: TDExpansionConfig, kind: str, dc_prof: np.ndarray, fcs_prof
     )
 
 
+def _rerated(network, ratings, label: str, current) -> np.ndarray:
+    """Branch ratings with the paper's given ratings applied (every branch joining the two buses)."""
+    out = np.array(current, dtype=float)
+    for i, (a, b, mw) in enumerate(ratings):
+        fa, fb = network.bus_index(int(a)), network.bus_index(int(b))
+        hits = [k for k in range(len(out)) if {int(network.branch_from[k]), int(network.branch_to[k])} == {fa, fb}]
+        if not hits or not mw > 0:
+            raise ScenarioError(f"{label}[{i}] ({a}, {b}, {mw}): give an existing branch's end buses and a positive rating")
+        out[hits] = float(mw)
+    return out
+
+
 @lru_cache(maxsize=4)
 def _networks(transmission_case: str, feeder_case: str, v_min_pu: float, v_max_pu: float):
     """The source cases, read once per process (the loaders return immutable networks)."""
@@ -311,6 +325,8 @@ def build_td_expansion(cfg: TDExpansionConfig | None = None) -> TDExpansionData:
     ordinary = cfg.feeder_peak_load_mw - fcs_peak
     if ordinary <= 0:
         raise ScenarioError(f"feeder_peak_load_mw {cfg.feeder_peak_load_mw} must exceed the FCS baselines ({fcs_peak} MW)")
+    feeder = replace(feeder, branch_rating_mva=_rerated(feeder, cfg.d_line_ratings_mva, "d_line_ratings_mva",
+                                                       feeder.branch_rating_mva))
     d_scale = ordinary / float(feeder.load_p_mw.sum())
     d_p = np.asarray(feeder.load_p_mw) * d_scale
     d_q = np.asarray(feeder.load_q_mvar) * d_scale
@@ -324,7 +340,8 @@ def build_td_expansion(cfg: TDExpansionConfig | None = None) -> TDExpansionData:
     rest = cfg.system_peak_load_mw - dc_t_peak - cfg.feeder_peak_load_mw - hall_peak
     t_scale = rest / float(net.load_p_mw.sum())
     t_base = np.asarray(net.load_p_mw) * t_scale
-    net = replace(net, load_p_mw=t_base, gen_pmin_mw=np.zeros(net.n_gen))
+    net = replace(net, load_p_mw=t_base, gen_pmin_mw=np.zeros(net.n_gen),
+                  branch_rating_mw=_rerated(net, cfg.t_line_ratings_mw, "t_line_ratings_mw", net.branch_rating_mw))
     t_load = t_base[:, None] * load_prof[None, :]
 
     # Candidate transmission circuits: a parallel circuit (duplicate) of each screened corridor.
