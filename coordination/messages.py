@@ -272,7 +272,7 @@ class DSOGameReport(Message):
     v_pu: np.ndarray  #: (n_bus, 3, T) LinDist3Flow voltage magnitudes (nan on missing phases)
     dlmp_usd_per_kwh: np.ndarray  #: (n_bus, 3, T)
     dg_kw: np.ndarray  #: (G, T)
-    svg_kvar: np.ndarray  #: (S, T) reactive power supplied by each site's SVG
+    svg_kvar: np.ndarray  #: (S, 3, T) reactive power of each site's delta SVG per branch (ab, bc, ca), kvar
     substation_kw: np.ndarray  #: (3, T) per-phase purchase at the substation
 
 
