@@ -189,6 +189,20 @@ def test_individual_cases_fix_schedules_then_plan(case, steps):
         assert check["mismatch_max_mw"] < 1e-3
 
 
+def test_flexibility_avoids_a_transmission_circuit_on_the_reduced_system():
+    """Joint MILPs of the reduced system (1,000 peak hours): the DC flexibility avoids the 10-12
+    transformer circuit (-1 M$/yr); the full scenario builds the same circuits in every case."""
+    from coordination.expansion_centralized import solve_centralized
+
+    prep = prepare("3", 0, None, config=small_config())
+    t, d, aggs = agent_data(prep.data, ExpansionSettings())
+    one = solve_centralized(t, d, aggs, "1", NAMES.dc, NAMES.fcs)
+    three = solve_centralized(t, d, aggs, "3", NAMES.dc, NAMES.fcs)
+    assert three.objective_usd <= one.objective_usd * (1 + 1e-6)
+    assert _investment(three.plans[NAMES.transmission]) < _investment(one.plans[NAMES.transmission]) - 5e5
+    assert _investment(three.plans[NAMES.distribution]) < _investment(one.plans[NAMES.distribution])
+
+
 def feeder_config() -> TDExpansionConfig:
     """The full feeder, sites and snapshots; the transmission candidates cut to those the full cases build."""
     ccgt = dict(p_max_mw=400.0, capex_usd_per_mw_yr=85_000.0, op_cost_usd_per_mwh=32.0)
