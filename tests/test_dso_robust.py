@@ -333,6 +333,47 @@ def test_cuts_are_reused_and_the_model_is_built_once(solved):
     assert fresh.problem.req_used == agent.problem.req_used
 
 
+def test_milp_check_runs_only_near_the_consensus(solved, monkeypatch):
+    """Inside ADMM the exact MILP check of the inner loop runs only once the DSO's proposal is
+    within ccg.certify_within_mw of the consensus it was sent (so the proposal that ends the
+    ADMM is certified); far from it the ascent alone ends the C&CG run."""
+    import agents.dso_master as dso_master
+
+    agent, proposal, *_ = solved
+    data = dataclasses.replace(agent.data, ccg=dataclasses.replace(agent.data.ccg, certify_within_mw=0.01))
+    fresh = DSORobustAgent(data)
+    fresh.set_state(agent.get_state())
+    calls = []
+    real = dso_master.worst_requirement
+    monkeypatch.setattr(dso_master, "worst_requirement", lambda *a, **k: calls.append(k.get("above_usd")) or real(*a, **k))
+    # consensus at the baseline with no reserve: the DSO sells reserve at these multipliers (far)
+    far = fresh.solve_local((reserve_update(proposal.p_mw, 3, up_price=-20.5, dn_price=-5.2),))
+    assert np.abs(far.up_mw).max() > 0.01
+    assert not fresh.certified and calls == []
+    # consensus at the DSO's own proposal and a looser rule (1 MW): the run ends with the MILP
+    # check, each MILP asked for a pattern above theta_j + tol
+    fresh.data = dataclasses.replace(data, ccg=dataclasses.replace(data.ccg, certify_within_mw=1.0))
+    z = np.stack([far.p_mw, far.up_mw, far.dn_mw])
+    update = ReserveUpdate("tso", "dso1", 4, z[0], z[1], z[2], np.zeros(T), np.full(T, -20.5), np.full(T, -5.2), 15.0)
+    near = fresh.solve_local((update,))
+    assert np.abs(np.stack([near.p_mw, near.up_mw, near.dn_mw]) - z).max() <= 1.0
+    assert fresh.certified and fresh.last_ccg.converged
+    assert len(calls) >= len(fresh.problem.scenarios_mw) and all(c is not None for c in calls)
+
+
+def test_milp_with_a_cutoff_finds_a_pattern_above_it_or_none():
+    """``above_usd``: a pattern whose value beats the cutoff, or None when none does."""
+    lp, r_ub, r_eq0 = tiny_lp()
+    up, dn = np.array([0.8, 0.5, 1.2, 0.3]), np.array([0.6, 1.0, 0.4, 0.9])
+    exact = worst_requirement(lp, r_ub, r_eq0, up, dn, 2)
+    zero = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, np.zeros(4))).value_usd
+    assert worst_requirement(lp, r_ub, r_eq0, up, dn, 2, above_usd=exact.value_usd + 1e-3) is None
+    found = worst_requirement(lp, r_ub, r_eq0, up, dn, 2, above_usd=0.5 * (zero + exact.value_usd))
+    assert found is not None and found.value_usd > 0.5 * (zero + exact.value_usd)
+    check = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, found.f_mw)).value_usd
+    assert check >= found.value_usd - 1e-7  # the dual point found bounds the pattern's true value
+
+
 def test_directions_gamma_radius_and_no_flexibility(solved, feeder):
     agent, proposal, _, _, _, _ = solved
     pb, data = agent.problem, agent.data
