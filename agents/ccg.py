@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import cvxpy as cp
+import numpy as np
 
 from agents.solver import CompiledModel
 
@@ -63,6 +64,28 @@ class CCGRun:
     outer_solves: int
     gap_usd: float  #: worst case minus the master's estimate at the last first stage (>= 0 up to tolerance)
     history: list[CutReport] = field(default_factory=list)
+
+    def then(self, more: "CCGRun") -> "CCGRun":
+        """This run followed by ``more`` (counts added; convergence and gap of ``more``)."""
+        return CCGRun(
+            more.converged, self.master_solves + more.master_solves, self.cuts_added + more.cuts_added,
+            self.inner_solves + more.inner_solves, self.outer_solves + more.outer_solves, more.gap_usd,
+            self.history + more.history,
+        )
+
+
+def fill_slot(slots: cp.Parameter, used: int, row: np.ndarray, estimates: np.ndarray) -> int:
+    """Write ``row`` into the (L, K) slot Parameter ``slots``: the next unused row while any is
+    left, else over the row with the smallest value at ``estimates`` (the cut with the most
+    slack at the current point). Returns the new count of used rows."""
+    values = np.array(slots.value)
+    if used < values.shape[0]:
+        slot, used = used, used + 1
+    else:
+        slot = int(np.argmin(values @ np.asarray(estimates, dtype=float)))
+    values[slot] = row
+    slots.value = values
+    return used
 
 
 def solve_with_cuts(model: CompiledModel, problems: list, max_iterations: int) -> CCGRun:

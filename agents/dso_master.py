@@ -55,7 +55,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from agents.ccg import CutReport
+from agents.ccg import CutReport, fill_slot
 from agents.dso_inputs import boundary_baseline_mw, declarations_from_messages, validate_dso_robust_data
 from agents.dso_recourse import Declarations, DSOInfeasibleError, aggregate_recourse, build_recourse
 from agents.requirement_milp import RecourseInfeasibleError, ascend_requirement, solve_recourse, worst_requirement
@@ -311,13 +311,7 @@ class DSOProblem:
         slots = np.array(self.dist_slots.value)
         if np.any(np.abs(slots[: max(self.dist_used, 1)] - q).max(axis=1) < SAME_CUT_TOL):
             return False
-        if self.dist_used < slots.shape[0]:
-            slot = self.dist_used
-            self.dist_used += 1
-        else:
-            slot = int(np.argmin(slots @ np.asarray(self.theta.value, dtype=float)))
-        slots[slot] = q
-        self.dist_slots.value = slots
+        self.dist_used = fill_slot(self.dist_slots, self.dist_used, q, self.theta.value)
         return True
 
     def _ascend(self, x: dict, j: int, budget: int):

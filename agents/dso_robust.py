@@ -135,10 +135,7 @@ class DSORobustAgent:
         run = solve_with_cuts(self.model, [self.problem], self.data.ccg.max_iterations)
         if consensus is not None and np.abs(self._proposal() - consensus).max() <= self.data.ccg.certify_within_mw:
             self.problem.certify = True
-            more = solve_with_cuts(self.model, [self.problem], self.data.ccg.max_iterations)
-            run = CCGRun(more.converged, run.master_solves + more.master_solves, run.cuts_added + more.cuts_added,
-                         run.inner_solves + more.inner_solves, run.outer_solves + more.outer_solves, more.gap_usd,
-                         run.history + more.history)
+            run = run.then(solve_with_cuts(self.model, [self.problem], self.data.ccg.max_iterations))
         self.certified = self.problem.certify
         self.solve_s = time.perf_counter() - t0
         self.last_ccg = run

@@ -266,7 +266,8 @@ def worst_requirement(
     model = (c, A.tocsc(), lower, upper, var_lo, var_hi, integrality)
     cutoff = None if above_usd is None else -float(above_usd)
     status, x = _run_highs(*model, mip_rel_gap, time_limit_s, cutoff, presolve=True)
-    if x is None and status not in _NOTHING_ABOVE:  # HiGHS's presolve can misreport these duals; retry without it
+    if x is None and (cutoff is None or status not in _NOTHING_ABOVE):
+        # HiGHS's presolve can misreport these duals (as infeasible, say); retry without it
         status, x = _run_highs(*model, mip_rel_gap, time_limit_s, cutoff, presolve=False)
     if x is None and cutoff is not None and status in _NOTHING_ABOVE:
         return None

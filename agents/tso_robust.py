@@ -43,7 +43,7 @@ from __future__ import annotations
 import cvxpy as cp
 import numpy as np
 
-from agents.ccg import CCGRun, CutReport, solve_with_cuts
+from agents.ccg import CCGRun, CutReport, fill_slot, solve_with_cuts
 from agents.robust_data import TSORobustData
 from agents.solver import CompiledModel
 from agents.tso import TSOAgent, consensus_round
@@ -214,14 +214,7 @@ class TSOProblem:
         tol = max(self.data.ccg.tol_abs_usd, self.data.ccg.tol_rel * abs(float(self.cost.value)))
         added = 0
         if worst > eta + tol:
-            slots = np.array(self.slots.value)
-            if self.slots_used < slots.shape[0]:
-                slot = self.slots_used
-                self.slots_used += 1
-            else:
-                slot = int(np.argmin(slots @ np.asarray(self.recourse_usd.value, dtype=float)))
-            slots[slot] = q
-            self.slots.value = slots
+            self.slots_used = fill_slot(self.slots, self.slots_used, q, self.recourse_usd.value)
             self.cuts_added += 1
             added = 1
         return CutReport(added, eta, worst, inner_solves=1, outer_solves=1)
