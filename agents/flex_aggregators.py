@@ -294,12 +294,21 @@ class FlexAggregatorAgent:
         )
 
     def fix_schedule(self, inbox: tuple) -> list:
+        """Fix the sites' schedule and send each planner its zone totals.
+
+        Zone 0 (the sites outside the planner's system) gets the value the planner's own
+        coupling row (14) / (19) implies, ``-(eta_z . tau_z) / eta_0`` with the zone weights
+        and the averaged eta_0 of (6); with unequal weights among the outside sites their
+        plain sum differs from it and the planner's model would be infeasible. With equal
+        weights the two are the same.
+        """
         tau, mmax, mmwh = self._disaggregate(inbox)
         out: list = [self._report(tau, mmax, mmwh, stage=0)]
         for planner in self.scopes:
             m = self._model(planner)
-            out.append(FixedRegulation(self.name, planner, tau_mw=m["membership"] @ tau,
-                                       zone0_tau_mw=m["zone0_members"].astype(float) @ tau))
+            zones = m["membership"] @ tau
+            zone0 = -(m["weight"] @ zones) / m["zone0_weight"] if m["has_zone0"] else np.zeros(tau.shape[1])
+            out.append(FixedRegulation(self.name, planner, tau_mw=zones, zone0_tau_mw=zone0))
         return out
 
     def check_plan(self, inbox: tuple) -> DisaggregationReport:

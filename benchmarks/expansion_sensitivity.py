@@ -8,7 +8,7 @@ shipped defaults, models and tests are untouched. Each case is solved as the joi
 MILP (the steps of ``coordination.expansion_centralized.solve_centralized``: case 2's stand-alone
 steps replayed by ``prepare_planners``, then F1 + F2 with x^T = x^D by ``joint_problem``); the
 coordinated runs have gap 0 to it on the shipped scenario (benchmarks/expansion_milp.py), so they
-are not rerun here. One addition for case 2 with unequal DC weights: see :func:`refix_zone0`.
+are not rerun here.
 
 Variations (docs/td_expansion.md, "Sensitivity (not shipped)"):
 
@@ -139,45 +139,19 @@ def _names(items, built) -> list[str]:
     return [g[0] if isinstance(g, tuple) else g.name for g, y in zip(items, built) if y > 0.5]
 
 
-def refix_zone0(dp, aggregator: str) -> float:
-    """Set the distribution planner's zone-0 regulation of ``aggregator`` to the value its (19) implies.
-
-    After case 2's split, the aggregator fixes the distribution side's zone 0 (the transmission
-    sites) at the plain sum of those sites' regulations. With unequal eta among them, (19) with the
-    averaged eta_0 then contradicts the fixed feeder zones and the joint MILP is infeasible (the
-    approximation of (6)); zone 0 appears nowhere else in the distribution model (no cost, no
-    interface), so the study fixes it at -sum_n eta_n tau_n / eta_0 instead. With equal weights
-    this is the same value (a no-op). Returns the largest change (MW).
-    """
-    b = dp.blocks[aggregator]
-    if not b.flex.has_zone0 or b.flex.zone0_weight <= 0:
-        return 0.0
-    fixed = np.asarray(b.lower.value, dtype=float)
-    if not np.array_equal(fixed, np.asarray(b.upper.value, dtype=float)):
-        return 0.0  # not a fixed schedule
-    tau0 = -(np.asarray(b.flex.weight, dtype=float) @ fixed) / float(b.flex.zone0_weight)
-    change = float(np.abs(tau0 - np.asarray(b.lower0.value, dtype=float)).max())
-    b.lower0.value = tau0
-    b.upper0.value = tau0.copy()
-    return change
-
-
 def solve(cfg: TDExpansionConfig, case: str) -> dict:
-    """The joint MILP of ``case`` (coordination.expansion_centralized, with refix_zone0 for case 2)."""
+    """The joint MILP of ``case`` (coordination.expansion_centralized)."""
     data = build_td_expansion(cfg)
     settings = ExpansionSettings()
     t, d, aggs = agent_data(data, settings)
     t0 = time.time()
     tp_agent, dp_agent, _ = prepare_planners(t, d, aggs, case, NAMES.dc, NAMES.fcs)
-    refixed = 0.0
-    if case in ("2a", "2b"):
-        refixed = max(refix_zone0(dp_agent, a) for a in NAMES.aggregators)
     problem = joint_problem(tp_agent, dp_agent)
     t1 = time.time()
     problem.solve(solver="HIGHS", mip_rel_gap=settings.mip_rel_gap)
     solve_s = time.time() - t1
     if STATUS_MAP.get(problem.status, SolveStatus.FAILED) is not SolveStatus.OPTIMAL:
-        return {"case": case, "status": str(problem.status), "wall_s": time.time() - t0, "zone0_refixed_mw": refixed}
+        return {"case": case, "status": str(problem.status), "wall_s": time.time() - t0}
     r = CentralizedResult(float(problem.value), {tp_agent.name: tp_agent.plan_report(stage=1),
                                                  dp_agent.name: dp_agent.plan_report(stage=1)},
                           solve_s, problem_size(problem), None)
@@ -190,7 +164,6 @@ def solve(cfg: TDExpansionConfig, case: str) -> dict:
         "wall_s": time.time() - t0,
         "solve_s": r.solve_s,
         "status": "optimal",
-        "zone0_refixed_mw": refixed,
         "objective_usd": r.objective_usd,
         "t_investment_usd": tp.investment_generators_usd + tp.investment_lines_usd,
         "t_generators_usd": tp.investment_generators_usd,
@@ -285,7 +258,7 @@ def main() -> int:
                 continue
             print(f"{name} case {case}: {row['wall_s']:.0f} s, T {row['t_investment_usd']:,.0f} "
                   f"({row['t_generator_mw']:.0f} MW, {', '.join(row['t_lines'])}), D {row['d_investment_usd']:,.0f} "
-                  f"({', '.join(row['d_generators'] + row['d_lines'])}), zone 0 refixed by {row['zone0_refixed_mw']:.3g} MW",
+                  f"({', '.join(row['d_generators'] + row['d_lines'])})",
                   flush=True)
             write()
     write()

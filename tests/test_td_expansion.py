@@ -189,6 +189,21 @@ def test_individual_cases_fix_schedules_then_plan(case, steps):
         assert check["mismatch_max_mw"] < 1e-3
 
 
+def test_case_2_with_unequal_data_center_weights_is_feasible():
+    """Transmission DC sites with unequal eta (1.0 / 0.9 / 0.8): the schedule fixed after the
+    first individual step gives the distribution planner the zone-0 value its (19) implies, not
+    the plain sum of the transmission sites' regulation (which (19) with the averaged eta_0
+    contradicts: the joint MILP and the final plan were infeasible)."""
+    base = small_config()
+    weights = {"dc-bus2-main": 1.0, "dc-bus6": 0.9, "dc-bus22": 0.8}
+    cfg = replace(base, sites=tuple(replace(s, weight=weights.get(s.name, s.weight)) for s in base.sites))
+    r = run(prepare("2a", 0, None, config=cfg), RunOptions(mode="serial"))
+    assert r["converged"] and r["centralized"]["gap_rel"] > -1e-6
+    assert r["metrics"]["interface_mismatch_mw"] < 1e-3
+    for check in r["metrics"]["disaggregation"].values():
+        assert check["weighted_balance_max_mw"] < 1e-6
+
+
 def test_flexibility_avoids_a_transmission_circuit_on_the_reduced_system():
     """Joint MILPs of the reduced system (1,000 peak hours): the DC flexibility avoids the 10-12
     transformer circuit (-1 M$/yr); the full scenario builds the same circuits in every case."""
