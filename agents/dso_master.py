@@ -221,6 +221,7 @@ class DSOProblem:
         self.stabilizer = 0.5 * cp.sum_squares(cp.multiply(np.sqrt(self.prox_weight), shares)) + self.prox_linear @ shares
         self.cuts_added = 0
         self.certify = True  #: run the exact MILP check when the ascent finds nothing (else trust the ascent)
+        self.tol_cap_usd = float("inf")  #: the agent's cap on the C&CG tolerance (inexact ADMM), $
 
     # -- the master's current first stage ---------------------------------------------------
     def first_stage_values(self) -> dict[str, np.ndarray]:
@@ -340,7 +341,8 @@ class DSOProblem:
         x = self.first_stage_values()
         theta = np.asarray(self.theta.value, dtype=float)
         eta = float(self.eta.value)
-        tol = max(self.data.ccg.tol_abs_usd, self.data.ccg.tol_rel * abs(float(self.first_stage_cost.value) + eta))
+        tol = max(self.data.ccg.tol_abs_usd,
+                  min(self.tol_cap_usd, self.data.ccg.tol_rel * abs(float(self.first_stage_cost.value) + eta)))
         budget = self.data.uncertainty.requirement_budget_h if self.data.flexibility == "both" else 0
         K = len(self.scenarios_mw)
         consts = np.array([self.recourse.cost_constant_usd(xi) for xi in self.scenarios_mw])

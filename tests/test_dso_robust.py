@@ -361,6 +361,34 @@ def test_milp_check_runs_only_near_the_consensus(solved, monkeypatch):
     assert len(calls) >= len(fresh.problem.scenarios_mw) and all(c is not None for c in calls)
 
 
+def test_inexact_admm_caps_the_ccg_tolerance_by_the_distance_to_the_consensus(feeder):
+    """Inside ADMM the DSO's C&CG tolerance is capped at rho/2 (f d)^2, d the distance of its
+    last proposal from the consensus it was sent: with a loose relative tolerance (10 %) the
+    proposal then lies within f d of the exact (tolerance 1e-9) answer and much closer to it
+    than without the cap, whose error does not shrink with d."""
+    data, base, decl = make_data(feeder)
+    rho, f = 15.0, 0.25
+
+    def solve(**ccg):
+        agent, proposal = ready_agent(dataclasses.replace(data, ccg=dataclasses.replace(data.ccg, **ccg)), base, decl)
+        np.testing.assert_allclose(agent.last_proposal, np.stack([proposal.p_mw, proposal.up_mw, proposal.dn_mw]))
+        z = agent.last_proposal.copy()
+        z[0] += 0.1  # consensus 0.1 MW above the baseline every hour
+        update = ReserveUpdate("tso", "dso1", 1, z[0], z[1], z[2], np.zeros(T), np.full(T, -20.5), np.full(T, -5.2), rho)
+        out = agent.solve_local((update,))
+        return agent, np.stack([out.p_mw, out.up_mw, out.dn_mw]), float(np.linalg.norm(z - np.stack([proposal.p_mw, proposal.up_mw, proposal.dn_mw])))
+
+    exact_agent, exact, d = solve(tol_rel=1e-9, tol_abs_usd=1e-6, inexact_fraction=0.0)
+    assert exact_agent.problem.tol_cap_usd == float("inf") and d == pytest.approx(0.1 * np.sqrt(T))
+    capped_agent, capped, _ = solve(tol_rel=0.1, inexact_fraction=f)
+    assert capped_agent.problem.tol_cap_usd == pytest.approx(0.5 * rho * (f * d) ** 2)
+    assert capped_agent.last_ccg.converged
+    assert capped_agent.last_ccg.gap_usd <= max(data.ccg.tol_abs_usd, capped_agent.problem.tol_cap_usd) + 1e-9
+    _, loose, _ = solve(tol_rel=0.1, inexact_fraction=0.0)
+    assert np.linalg.norm(capped - exact) <= f * d
+    assert np.linalg.norm(capped - exact) < 0.3 * np.linalg.norm(loose - exact)
+
+
 def test_milp_with_a_cutoff_finds_a_pattern_above_it_or_none():
     """``above_usd``: a pattern whose value beats the cutoff, or None when none does."""
     lp, r_ub, r_eq0 = tiny_lp()
