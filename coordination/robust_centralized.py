@@ -40,6 +40,29 @@ class RobustCentralResult:
     converged: bool
     gap_usd: float  #: worst case minus the master's estimate at the last master solution
     solve_s: float
+    #: by agent, the outcome at the centralized plan (the keys of OUTCOME_KEYS: costs, expected
+    #: and worst curtailment, shedding and boundary violation, as the agents report them)
+    outcome_by_agent: dict[str, dict[str, float]]
+
+    def totals(self) -> dict[str, float]:
+        """The outcome summed over agents (as result.json's metrics for the distributed plan),
+        with the boundary reserves (MW-h, summed over feeders and hours)."""
+        out = {k: float(sum(o[k] for o in self.outcome_by_agent.values())) for k in OUTCOME_KEYS}
+        out["boundary_reserve_up_mw"] = float(np.sum(self.boundary_mw["up_mw"]))
+        out["boundary_reserve_dn_mw"] = float(np.sum(self.boundary_mw["dn_mw"]))
+        return out
+
+
+#: Scalar outcome of each agent's plan (``evaluate()``); the TSO has no boundary violation (0).
+OUTCOME_KEYS = (
+    "first_stage_usd", "worst_expected_recourse_usd", "curtailment_expected_mwh", "shedding_expected_mwh",
+    "curtailment_worst_mwh", "shedding_worst_mwh", "violation_worst_mwh",
+)
+
+
+def _outcome(problem) -> dict[str, float]:
+    ev = problem.evaluate()
+    return {k: float(ev.get(k, 0.0)) for k in OUTCOME_KEYS}
 
 
 def _dso_agents(scn: RobustScenario) -> list[DSORobustAgent]:
@@ -80,6 +103,8 @@ def solve_robust_centralized(scn: RobustScenario) -> RobustCentralResult:
     run = solve_with_cuts(model, problems, max(d.ccg.max_iterations for d in [scn.tso, *scn.dsos]) * 4)
     costs = {scn.tso.name: float(tso.cost.value)}
     costs.update({d.name: float(d.problem.cost.value) for d in dsos})
+    outcomes = {scn.tso.name: _outcome(tso)}
+    outcomes.update({d.name: _outcome(d.problem) for d in dsos})
     return RobustCentralResult(
         float(sum(costs.values())),
         costs,
@@ -88,4 +113,5 @@ def solve_robust_centralized(scn: RobustScenario) -> RobustCentralResult:
         run.converged,
         run.gap_usd,
         time.perf_counter() - t0,
+        outcomes,
     )

@@ -171,6 +171,8 @@ def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = N
             "converged": central.converged,
             "master_solves": central.master_solves,
             "solve_s": central.solve_s,
+            "outcome": central.totals(),
+            "outcome_by_agent": central.outcome_by_agent,
         },
         "boundary": {
             "feeders": names,

@@ -91,3 +91,10 @@ def test_case_2_runs_end_to_end_and_matches_its_centralized_solve(tmp_path):
     assert m["load_shedding_worst_mw"] >= m["load_shedding_expected_mw"] - 1e-9
     # the centralized solve of the same model (no coupling to optimize) lands on the same cost
     assert res["centralized"]["converged"] and abs(res["centralized"]["gap_rel"]) < 1e-3
+    # ... and reports the same outcome figures, evaluated at its own plan
+    c = res["centralized"]["outcome"]
+    assert set(res["centralized"]["outcome_by_agent"]) == set(m["by_agent"])
+    assert c["boundary_reserve_up_mw"] == pytest.approx(0.0, abs=1e-6) and c["violation_worst_mwh"] == pytest.approx(0.0, abs=1e-6)
+    assert c["first_stage_usd"] + c["worst_expected_recourse_usd"] == pytest.approx(res["centralized"]["objective"], rel=1e-3)
+    assert c["shedding_worst_mwh"] == pytest.approx(m["load_shedding_worst_mw"], rel=1e-3, abs=1e-3)
+    assert c["curtailment_expected_mwh"] == pytest.approx(m["wind_curtailment_expected_mw"], rel=1e-3, abs=1e-3)
