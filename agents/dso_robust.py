@@ -108,9 +108,12 @@ class DSORobustAgent:
         self.problem = build_dso_problem(self.data, self.baselines_mw, declared)
         self.declarations = declared
         T = self.data.horizon_h
-        self.rho = cp.Parameter(nonneg=True, name="dso_rho", value=0.0)
+        #: rho per shared value (T,) each; the same value everywhere unless the TSO sends one per value
+        self.rho = {k: cp.Parameter(T, nonneg=True, name=f"dso_rho_{k}", value=np.zeros(T)) for k in self.problem.shared}
         self.linear = {k: cp.Parameter(T, name=f"dso_lin_{k}", value=np.zeros(T)) for k in self.problem.shared}
-        admm = sum(self.linear[k] @ v + 0.5 * self.rho * cp.sum_squares(v) for k, v in self.problem.shared.items())
+        admm = sum(
+            self.linear[k] @ v + 0.5 * cp.sum(cp.multiply(self.rho[k], cp.square(v))) for k, v in self.problem.shared.items()
+        )
         self.problem.extra_cost = admm
         self.model = CompiledModel(
             self.name,
@@ -133,7 +136,7 @@ class DSORobustAgent:
         proposal that ends the ADMM is always certified; without one it always certifies.
 
         Inexact ADMM: with a consensus, the C&CG tolerance is also capped at
-        ``rho/2 (f d)^2`` (f = ``ccg.inexact_fraction``, d the distance of the last proposal
+        ``rho/2 (f d)^2`` (rho: the smallest of the values'; f = ``ccg.inexact_fraction``, d the distance of the last proposal
         from this consensus). A first stage within tolerance t of the optimum of the local
         problem, whose ADMM term is rho-strongly convex, lies within sqrt(2 t / rho) <= f d of
         the exact answer; with the relative tolerance alone that bound stays fixed (about
@@ -168,26 +171,29 @@ class DSORobustAgent:
         self._need_model("solve_local")
         (update,) = [m for m in inbox if isinstance(m, ReserveUpdate)]
         self.iteration = update.iteration
-        rho = float(update.rho_usd_per_mw2h)
+        T = self.data.horizon_h
+        rho = np.asarray(update.rho_by_value_usd_per_mw2h, dtype=float)
+        if rho.shape != (3, T):
+            raise ValueError(f"DSO {self.name!r}: ReserveUpdate rho_by_value_usd_per_mw2h has shape {rho.shape}; send (3, {T})")
         pairs = {
             "p_mw": (update.multiplier_p_usd_per_mwh, update.consensus_p_mw),
             "up_mw": (update.multiplier_up_usd_per_mw_h, update.consensus_up_mw),
             "dn_mw": (update.multiplier_dn_usd_per_mw_h, update.consensus_dn_mw),
         }
-        T = self.data.horizon_h
         consensus = np.zeros((3, T))
         for i, (k, (lam, z)) in enumerate(pairs.items()):
             lam, z = np.asarray(lam, dtype=float).reshape(-1), np.asarray(z, dtype=float).reshape(-1)
             if lam.size != T or z.size != T:
                 raise ValueError(f"DSO {self.name!r}: ReserveUpdate fields for {k} have {lam.size} and {z.size} values; send {T}")
-            self.linear[k].value = linear_coefficient(lam, z, rho)
+            self.linear[k].value = linear_coefficient(lam, z, rho[i])
+            self.rho[k].value = rho[i]
             consensus[i] = z
-        self.rho.value = rho
-        return self._solve(consensus, rho)
+        return self._solve(consensus, float(rho.min()))
 
     def solve_alone(self, inbox: tuple = ()) -> ReserveProposal:
         self._need_model("solve_alone")
-        self.rho.value = 0.0
+        for k in self.rho:
+            self.rho[k].value = np.zeros(self.data.horizon_h)
         for p in self.linear.values():
             p.value = np.zeros(self.data.horizon_h)
         self.problem.p_fixed.value = self.p0_mw.copy()
@@ -227,7 +233,7 @@ class DSORobustAgent:
         }
         if self.problem is not None:
             state["cuts"] = self.problem.cut_state()
-            state["rho"] = float(self.rho.value)
+            state["rho"] = {k: np.array(p.value) for k, p in self.rho.items()}
             state["linear"] = {k: np.array(p.value) for k, p in self.linear.items()}
         return state
 
@@ -245,6 +251,7 @@ class DSORobustAgent:
             self._build(list(state["declarations"]))
         if self.problem is not None and "cuts" in state:
             self.problem.set_cut_state(state["cuts"])
-            self.rho.value = state["rho"]
+            for k, v in state["rho"].items():
+                self.rho[k].value = v
             for k, v in state["linear"].items():
                 self.linear[k].value = v

@@ -30,7 +30,7 @@ import scipy.sparse as sp
 
 from agents.common import ReportsOutcome, incidence_columns
 from agents.solver import CompiledModel
-from coordination.admm_math import ADMMSettings, consensus_step, linear_coefficient, residual_balance
+from coordination.admm_math import ADMMSettings, consensus_step, linear_coefficient, residual_balance, residual_balance_per_value
 from coordination.messages import BoundaryProposal, BoundaryUpdate, ConvergenceReport
 from coordination.privacy import NoiseSettings
 from coordination.runtime import COORDINATOR
@@ -238,13 +238,17 @@ def consensus_round(agent, x_dso: np.ndarray) -> list:
     """The coordinating TSO's step, shared by the deterministic and the robust TSO: update z and
     the multipliers from the DSOs' copies ``x_dso``, report the residuals to the coordinator and,
     unless converged, rebalance rho; returns [ConvergenceReport, the agent's updates]."""
-    step = consensus_step(agent.x_tso, x_dso, agent.lam_tso, agent.lam_dso, agent.z, agent.rho, agent.settings)
+    z_prev = agent.z
+    step = consensus_step(agent.x_tso, x_dso, agent.lam_tso, agent.lam_dso, z_prev, agent.rho, agent.settings)
     agent.z, agent.lam_tso, agent.lam_dso = step.z, step.lam_tso, step.lam_dso
     agent.iteration += 1
     report = ConvergenceReport(
         agent.name, COORDINATOR, agent.iteration, step.primal_residual, step.dual_residual,
-        step.primal_tolerance, step.dual_tolerance, agent.rho, step.converged,
+        step.primal_tolerance, step.dual_tolerance, float(np.max(agent.rho)), step.converged,
     )
     if not step.converged:
-        agent.rho = residual_balance(agent.rho, step, agent.settings)
+        if np.ndim(agent.rho):  # one rho per shared value (ADMMSettings.rho_per_value)
+            agent.rho = residual_balance_per_value(agent.rho, agent.x_tso, x_dso, z_prev, step, agent.settings)
+        else:
+            agent.rho = residual_balance(agent.rho, step, agent.settings)
     return [report, *agent._updates()]

@@ -285,8 +285,8 @@ class TSORobustAgent:
 
     Shared arrays are stacked as (3, K, T): index 0 boundary power, 1 up reserve, 2 down
     reserve (``SHARED_KEYS``), K feeders in ``data.base.feeder_names`` order. The local
-    model is ``first stage + eta + sum_i (lambda_i - rho z_i) . x_i + rho/2 ||x_i||^2``,
-    compiled once; each :meth:`solve_local` runs C&CG on it, keeping the distribution
+    model is ``first stage + eta + sum_i (lambda_i - rho z_i) . x_i + rho/2 ||x_i||^2``
+    (rho elementwise with ``settings.rho_per_value``), compiled once; each :meth:`solve_local` runs C&CG on it, keeping the distribution
     cuts across ADMM iterations (each cut is a member of the ball, so it stays valid).
     """
 
@@ -299,13 +299,13 @@ class TSORobustAgent:
         self.settings = settings
         self.problem = build_tso_problem(data, ball=ball)
         K, T = len(data.base.feeder_names), data.horizon_h
-        self.rho_param = cp.Parameter(nonneg=True, name="rho")
+        self.rho_params = {k: cp.Parameter((K, T), nonneg=True, name=f"rho_{k}") for k in SHARED_KEYS}
         self.linear_params = {k: cp.Parameter((K, T), name=f"linear_{k}") for k in SHARED_KEYS}
         shared = self.problem.shared
         objective = (
             self.problem.cost
             + sum(cp.sum(cp.multiply(self.linear_params[k], shared[k])) for k in SHARED_KEYS)
-            + 0.5 * self.rho_param * sum(cp.sum_squares(shared[k]) for k in SHARED_KEYS)
+            + 0.5 * sum(cp.sum(cp.multiply(self.rho_params[k], cp.square(shared[k]))) for k in SHARED_KEYS)
         )
         self.model = CompiledModel(
             self.name,
@@ -313,7 +313,8 @@ class TSORobustAgent:
             infeasible_hint="check that thermal capacity, reserves and forecast wind can cover the load in every "
             "hour and that the line ratings admit a dispatch (and, in case 2, the DSOs' fixed boundary power)",
         )
-        self.rho = settings.rho_usd_per_mw2h
+        #: rho: a float, or (3, K, T) with one rho per shared value (settings.rho_per_value)
+        self.rho = np.full((3, K, T), settings.rho_usd_per_mw2h) if settings.rho_per_value else settings.rho_usd_per_mw2h
         self.z = np.zeros((3, K, T))
         self.lam_tso = np.zeros((3, K, T))
         self.lam_dso = np.zeros((3, K, T))
@@ -361,9 +362,12 @@ class TSORobustAgent:
         return out
 
     def _updates(self) -> list[ReserveUpdate]:
-        z, lam = self.z, self.lam_dso
+        z, lam, rho = self.z, self.lam_dso, np.broadcast_to(self.rho, self.z.shape)
         return [
-            ReserveUpdate(self.name, dso, self.iteration, z[0, k], z[1, k], z[2, k], lam[0, k], lam[1, k], lam[2, k], self.rho)
+            ReserveUpdate(
+                self.name, dso, self.iteration, z[0, k], z[1, k], z[2, k], lam[0, k], lam[1, k], lam[2, k],
+                float(np.max(rho)), rho[:, k],
+            )
             for k, dso in enumerate(self.data.base.feeder_names)
         ]
 
@@ -417,10 +421,11 @@ class TSORobustAgent:
 
     def solve_local(self, inbox: tuple = ()) -> None:
         """Own cost + ADMM terms against the last consensus, by C&CG."""
-        self.rho_param.value = self.rho
-        lin = linear_coefficient(self.lam_tso, self.z, self.rho)
+        rho = np.broadcast_to(self.rho, self.z.shape)
+        lin = linear_coefficient(self.lam_tso, self.z, rho)
         for i, k in enumerate(SHARED_KEYS):
             self.linear_params[k].value = lin[i]
+            self.rho_params[k].value = np.array(rho[i])
         self._run_ccg()
 
     def solve_alone(self, inbox: tuple) -> None:
@@ -434,9 +439,9 @@ class TSORobustAgent:
         self.problem.fixed_p.value = x[0]
         self.z = np.zeros_like(x)
         self.z[0] = x[0]
-        self.rho_param.value = 0.0
         for k in SHARED_KEYS:
             self.linear_params[k].value = np.zeros(x.shape[1:])
+            self.rho_params[k].value = np.zeros(x.shape[1:])
         self._run_ccg()
 
     def coordinate(self, inbox: tuple) -> list:
@@ -461,5 +466,5 @@ class TSORobustAgent:
             self.name, COORDINATOR, ev["line_max_loading"], ev["line_avg_loading"],
             ev["most_loaded_line"], ev["most_loaded_line_hourly"],
         )
-        plan = BoundaryPlanReport(self.name, COORDINATOR, self.z[0], self.z[1], self.z[2], self.rho)
+        plan = BoundaryPlanReport(self.name, COORDINATOR, self.z[0], self.z[1], self.z[2], float(np.max(self.rho)))
         return [cost, lines, plan]

@@ -16,8 +16,10 @@ Each agent minimizes ``f(x) + lambda'(x - z) + rho/2 ||x - z||^2``, i.e. adds th
 linear coefficient ``lambda - rho z`` and the quadratic ``rho/2 ||x||^2`` to its own
 cost (:func:`linear_coefficient`). Then
 
-* ``z = (x^T + x^D)/2 + (lambda^T + lambda^D)/(2 rho)``
-* ``lambda^T += rho (x^T - z)``, ``lambda^D += rho (x^D - z)``
+* over-relaxation (Boyd et al. 2011, section 3.4.3) with ``alpha`` in [1, 2):
+  ``xh = alpha x + (1 - alpha) z_prev`` for each copy (``alpha`` = 1: plain ADMM)
+* ``z = (xh^T + xh^D)/2 + (lambda^T + lambda^D)/(2 rho)``
+* ``lambda^T += rho (xh^T - z)``, ``lambda^D += rho (xh^D - z)``
 * primal residual ``r = ||(x^T - z, x^D - z)||``, dual ``s = rho sqrt(2) ||z - z_prev||``
 * stop when ``r <= eps_pri`` and ``s <= eps_dual`` with
   ``eps_pri = sqrt(p) eps_abs + eps_rel max(||x||, ||z||)`` and
@@ -26,6 +28,16 @@ cost (:func:`linear_coefficient`). Then
   penalty parameter selection by residual balancing", 2017), so the rule does not
   depend on the units of x (MW) and lambda ($/MWh): with ``r' = r / eps_pri`` and
   ``s' = s / eps_dual``, ``rho *= tau`` if ``r' > mu s'``; ``rho /= tau`` if ``s' > mu r'``.
+* optional (``rho_per_value``) component-wise balancing: rho is an array with one penalty per
+  shared value (node- and component-wise adaptive penalties: Song, Yoon and Pavlovic, AAAI
+  2016; Xu et al., "Adaptive consensus ADMM", NeurIPS 2017), each rebalanced by the rule
+  above on its own residuals ``r_i = ||(x^T_i - z_i, x^D_i - z_i)||``,
+  ``s_i = rho_i sqrt(2) |z_i - z_prev_i|``, normalized by the per-value share of the
+  tolerances (``eps / sqrt(p/2)``, so that the r_i add up to r), and only where that value alone exceeds its share; rho_i
+  stays within ``[rho_0 / rho_range, rho_0 rho_range]``. Where both copies of a value sit at
+  kinks of their agents' (piecewise linear) costs, x^T and x^D stop moving, z stalls and the
+  multiplier creeps by ``rho |x^D - x^T| / 2`` per iteration; raising that value's rho alone
+  shortens the creep without stiffening the values that have already converged.
 """
 
 from __future__ import annotations
@@ -47,6 +59,14 @@ class ADMMSettings:
     eps_rel: float = 1e-4  #: relative tolerance
     max_iterations: int = 500  #: stop (not converged) after this many iterations
     warm_start_multipliers: bool = True  #: start lambda at the TSO's marginal prices at the DSOs' baseline
+    #: over-relaxation alpha (Boyd et al. 2011, section 3.4.3): the z- and lambda-updates use
+    #: alpha x + (1 - alpha) z_prev; 1 = plain ADMM, 1.5-1.8 often speeds convergence
+    relaxation: float = 1.0
+    #: one rho per shared value, rebalanced on its own residuals (see the module docstring);
+    #: False: one scalar rho for all values
+    rho_per_value: bool = False
+    #: with rho_per_value, each rho_i stays within [rho_0 / rho_range, rho_0 * rho_range]
+    rho_range: float = 64.0
 
     def validate(self) -> None:
         checks = {
@@ -56,16 +76,18 @@ class ADMMSettings:
             "eps_abs": self.eps_abs > 0,
             "eps_rel": self.eps_rel >= 0,
             "max_iterations": self.max_iterations >= 1,
+            "relaxation": 1.0 <= self.relaxation < 2.0,
+            "rho_range": self.rho_range >= 1.0,
         }
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(
                     f"admm.{name} = {getattr(self, name)!r} is out of range: rho, eps_abs > 0; "
-                    "mu, tau > 1; eps_rel >= 0; max_iterations >= 1"
+                    "mu, tau > 1; eps_rel >= 0; max_iterations >= 1; 1 <= relaxation < 2; rho_range >= 1"
                 )
 
 
-def linear_coefficient(lam: np.ndarray, z: np.ndarray, rho: float) -> np.ndarray:
+def linear_coefficient(lam: np.ndarray, z: np.ndarray, rho: float | np.ndarray) -> np.ndarray:
     """Coefficient of x in the augmented Lagrangian: ``lambda - rho z``."""
     return lam - rho * z
 
@@ -91,15 +113,19 @@ def consensus_step(
     lam_tso: np.ndarray,
     lam_dso: np.ndarray,
     z_prev: np.ndarray,
-    rho: float,
+    rho: float | np.ndarray,
     settings: ADMMSettings,
 ) -> ConsensusStep:
-    """One z- and lambda-update of two-copy consensus ADMM, with residuals and tolerances."""
-    z = 0.5 * (x_tso + x_dso) + (lam_tso + lam_dso) / (2.0 * rho)
-    lam_tso = lam_tso + rho * (x_tso - z)
-    lam_dso = lam_dso + rho * (x_dso - z)
+    """One z- and lambda-update of two-copy consensus ADMM (over-relaxed by
+    ``settings.relaxation``), with residuals and tolerances."""
+    a = settings.relaxation
+    xh_tso = a * x_tso + (1.0 - a) * z_prev
+    xh_dso = a * x_dso + (1.0 - a) * z_prev
+    z = 0.5 * (xh_tso + xh_dso) + (lam_tso + lam_dso) / (2.0 * rho)
+    lam_tso = lam_tso + rho * (xh_tso - z)
+    lam_dso = lam_dso + rho * (xh_dso - z)
     r = float(np.sqrt(np.sum((x_tso - z) ** 2) + np.sum((x_dso - z) ** 2)))
-    s = float(rho * np.sqrt(2.0) * np.linalg.norm(z - z_prev))
+    s = float(np.sqrt(2.0) * np.linalg.norm(rho * (z - z_prev)))
     p = 2 * x_tso.size
     x_norm = float(np.sqrt(np.sum(x_tso**2) + np.sum(x_dso**2)))
     z_norm = float(np.sqrt(2.0) * np.linalg.norm(z))
@@ -120,3 +146,27 @@ def residual_balance(rho: float, step: ConsensusStep, settings: ADMMSettings) ->
     if dual > settings.mu * primal:
         return rho / settings.tau
     return rho
+
+
+def residual_balance_per_value(
+    rho: np.ndarray,
+    x_tso: np.ndarray,
+    x_dso: np.ndarray,
+    z_prev: np.ndarray,
+    step: ConsensusStep,
+    settings: ADMMSettings,
+) -> np.ndarray:
+    """Component-wise residual balancing (``settings.rho_per_value``; module docstring).
+
+    ``rho`` has the shape of the shared values; ``step`` is the consensus step just taken
+    with it from ``z_prev``. Returns the new array."""
+    if not settings.adaptive:
+        return rho
+    share = np.sqrt(x_tso.size)  # ||r||^2 = sum_i r_i^2: a value's share of a tolerance is eps / sqrt(values)
+    primal = np.sqrt((x_tso - step.z) ** 2 + (x_dso - step.z) ** 2) / (step.primal_tolerance / share)
+    dual = np.sqrt(2.0) * rho * np.abs(step.z - z_prev) / (step.dual_tolerance / share)
+    up = (primal > settings.mu * dual) & (primal > 1.0)
+    down = (dual > settings.mu * primal) & (dual > 1.0)
+    new = np.where(up, rho * settings.tau, np.where(down, rho / settings.tau, rho))
+    rho0 = settings.rho_usd_per_mw2h
+    return np.clip(new, rho0 / settings.rho_range, rho0 * settings.rho_range)

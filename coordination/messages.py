@@ -315,7 +315,10 @@ class ReserveUpdate(Message):
     multiplier_p_usd_per_mwh: np.ndarray
     multiplier_up_usd_per_mw_h: np.ndarray
     multiplier_dn_usd_per_mw_h: np.ndarray
-    rho_usd_per_mw2h: float
+    rho_usd_per_mw2h: float  #: the penalty rho (with one rho per value: their largest)
+    #: (3, T) the rho of each value (power, up, down by hour); all equal to rho_usd_per_mw2h
+    #: unless ADMMSettings.rho_per_value
+    rho_by_value_usd_per_mw2h: np.ndarray
 
 
 @dataclass(frozen=True)

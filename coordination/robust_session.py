@@ -42,7 +42,8 @@ from .runtime import AgentSpec, Runtime
 #: Columns of an agent's C&CG history rows.
 CCG_COLUMNS = ("master_solves", "inner_solves", "outer_solves")
 #: Overridable ADMM fields for ``--set`` (the rest of ``--set`` goes to RobustSettings).
-ADMM_KEYS = ("rho_usd_per_mw2h", "adaptive", "eps_abs", "eps_rel", "mu", "tau")
+ADMM_KEYS = ("rho_usd_per_mw2h", "adaptive", "eps_abs", "eps_rel", "mu", "tau", "relaxation", "rho_per_value", "rho_range")
+_ADMM_FLAGS = ("adaptive", "rho_per_value")
 
 
 def prepare(case: str, seed: int, max_iterations: int | None, scenario: str = "t30d2",
@@ -52,9 +53,10 @@ def prepare(case: str, seed: int, max_iterations: int | None, scenario: str = "t
     seed = int(overrides.pop("seed", seed))
     admm_over = {k: overrides.pop(k) for k in list(overrides) if k in ADMM_KEYS}
     for key, value in admm_over.items():
-        wanted = bool if key == "adaptive" else (int, float)
-        if not isinstance(value, wanted) or (key != "adaptive" and isinstance(value, bool)):
-            raise ScenarioError(f"--set {key}={value!r}: give {'true or false' if key == 'adaptive' else 'a number'}")
+        flag = key in _ADMM_FLAGS
+        wanted = bool if flag else (int, float)
+        if not isinstance(value, wanted) or (not flag and isinstance(value, bool)):
+            raise ScenarioError(f"--set {key}={value!r}: give {'true or false' if flag else 'a number'}")
     known = set(RobustSettings.__dataclass_fields__)
     unknown = sorted(set(overrides) - known)
     if unknown:

@@ -8,7 +8,7 @@ import pytest
 from agents.dso import DSOAgent
 from agents.tso import TSOAgent
 from coordination.admm import PROTOCOL
-from coordination.admm_math import ADMMSettings, consensus_step, residual_balance
+from coordination.admm_math import ADMMSettings, consensus_step, residual_balance, residual_balance_per_value
 
 
 def test_t30d2_serial_converges_to_the_centralized_optimum(t30d2_serial):
@@ -106,3 +106,43 @@ def test_residual_balancing_moves_rho_toward_the_lagging_residual():
     dual_heavy = consensus_step(x, x, z0, z0, z0 - 100.0, 1.0, s)  # r = 0, large s
     assert residual_balance(1.0, dual_heavy, s) == 0.5
     assert residual_balance(1.0, primal_heavy, ADMMSettings(adaptive=False)) == 1.0
+
+
+def test_over_relaxation_updates_z_and_the_multipliers_from_the_relaxed_copies():
+    """relaxation alpha: z and lambda use alpha x + (1 - alpha) z_prev (Boyd et al. 3.4.3);
+    the residuals stay those of the copies themselves."""
+    x_t, x_d, z_prev = np.array([[1.0, 4.0]]), np.array([[3.0, 0.0]]), np.array([[2.0, 1.0]])
+    lam_t, lam_d = np.array([[1.0, -2.0]]), np.array([[-1.0, 2.0]])
+    a, rho = 1.6, 2.0
+    step = consensus_step(x_t, x_d, lam_t, lam_d, z_prev, rho, ADMMSettings(relaxation=a))
+    xh_t, xh_d = a * x_t + (1 - a) * z_prev, a * x_d + (1 - a) * z_prev
+    z = 0.5 * (xh_t + xh_d)  # the multipliers sum to 0
+    np.testing.assert_allclose(step.z, z)
+    np.testing.assert_allclose(step.lam_tso, lam_t + rho * (xh_t - z))
+    np.testing.assert_allclose(step.lam_dso, lam_d + rho * (xh_d - z))
+    assert step.primal_residual == pytest.approx(np.sqrt(np.sum((x_t - z) ** 2) + np.sum((x_d - z) ** 2)))
+    with pytest.raises(ValueError, match="relaxation"):
+        ADMMSettings(relaxation=2.0).validate()
+
+
+def test_rho_per_value_rises_where_the_copies_disagree_and_falls_where_z_moves():
+    """Component-wise residual balancing: value 0 has a primal gap and a still z (rho up),
+    value 1 a moving z and agreeing copies (rho down), value 2 is converged (rho kept);
+    rho stays within [rho_0 / rho_range, rho_0 rho_range]. An array of equal rhos gives
+    the scalar step."""
+    s = ADMMSettings(rho_usd_per_mw2h=10.0, rho_per_value=True, rho_range=4.0, eps_abs=0.01, eps_rel=0.0)
+    z_prev = np.array([[1.0, 1.0, 1.0]])
+    x_t, x_d = np.array([[0.5, 3.0, 1.0]]), np.array([[1.5, 3.0, 1.0]])
+    zero = np.zeros((1, 3))
+    rho = np.full((1, 3), 10.0)
+    step = consensus_step(x_t, x_d, zero, zero, z_prev, rho, s)
+    scalar = consensus_step(x_t, x_d, zero, zero, z_prev, 10.0, s)
+    np.testing.assert_allclose(step.z, scalar.z)
+    assert step.dual_residual == pytest.approx(scalar.dual_residual)
+    new = residual_balance_per_value(rho, x_t, x_d, z_prev, step, s)
+    np.testing.assert_allclose(new, [[20.0, 5.0, 10.0]])
+    for _ in range(5):
+        new = residual_balance_per_value(new, x_t, x_d, z_prev, step, s)
+    assert new[0, 0] == 40.0 and new[0, 1] == 2.5  # clipped at rho_0 x 4 and rho_0 / 4
+    off = ADMMSettings(rho_usd_per_mw2h=10.0, rho_per_value=True, adaptive=False)
+    assert residual_balance_per_value(rho, x_t, x_d, z_prev, step, off) is rho

@@ -76,7 +76,7 @@ def make_data(feeder, n_evcs=3, K=3, seed=0, load_scale=1.0, **changes):
 def reserve_update(p0_mw, iteration=1, up_price=-20.0, dn_price=-5.0, rho=15.0):
     """An ADMM update whose multipliers make boundary reserves worth selling."""
     z = np.zeros(T)
-    return ReserveUpdate("tso", "dso1", iteration, p0_mw, z, z.copy(), np.zeros(T), np.full(T, up_price), np.full(T, dn_price), rho)
+    return ReserveUpdate("tso", "dso1", iteration, p0_mw, z, z.copy(), np.zeros(T), np.full(T, up_price), np.full(T, dn_price), rho, np.full((3, T), rho))
 
 
 def ready_agent(data, base, decl):
@@ -354,7 +354,7 @@ def test_milp_check_runs_only_near_the_consensus(solved, monkeypatch):
     # check, each MILP asked for a pattern above theta_j + tol
     fresh.data = dataclasses.replace(data, ccg=dataclasses.replace(data.ccg, certify_within_mw=1.0))
     z = np.stack([far.p_mw, far.up_mw, far.dn_mw])
-    update = ReserveUpdate("tso", "dso1", 4, z[0], z[1], z[2], np.zeros(T), np.full(T, -20.5), np.full(T, -5.2), 15.0)
+    update = ReserveUpdate("tso", "dso1", 4, z[0], z[1], z[2], np.zeros(T), np.full(T, -20.5), np.full(T, -5.2), 15.0, np.full((3, T), 15.0))
     near = fresh.solve_local((update,))
     assert np.abs(np.stack([near.p_mw, near.up_mw, near.dn_mw]) - z).max() <= 1.0
     assert fresh.certified and fresh.last_ccg.converged
@@ -374,7 +374,7 @@ def test_inexact_admm_caps_the_ccg_tolerance_by_the_distance_to_the_consensus(fe
         np.testing.assert_allclose(agent.last_proposal, np.stack([proposal.p_mw, proposal.up_mw, proposal.dn_mw]))
         z = agent.last_proposal.copy()
         z[0] += 0.1  # consensus 0.1 MW above the baseline every hour
-        update = ReserveUpdate("tso", "dso1", 1, z[0], z[1], z[2], np.zeros(T), np.full(T, -20.5), np.full(T, -5.2), rho)
+        update = ReserveUpdate("tso", "dso1", 1, z[0], z[1], z[2], np.zeros(T), np.full(T, -20.5), np.full(T, -5.2), rho, np.full((3, T), rho))
         out = agent.solve_local((update,))
         return agent, np.stack([out.p_mw, out.up_mw, out.dn_mw]), float(np.linalg.norm(z - np.stack([proposal.p_mw, proposal.up_mw, proposal.dn_mw])))
 
@@ -460,3 +460,30 @@ def test_bad_declaration_is_refused_naming_the_field(feeder):
         build_dso_problem(data, np.vstack([m.p_mw for m in base]), list(decl[1:]))
     with pytest.raises(RuntimeError, match="before receive_declarations"):
         agent.solve_alone()
+
+
+def test_a_rho_per_value_pins_only_its_own_value_to_the_consensus(feeder):
+    """ReserveUpdate.rho_by_value_usd_per_mw2h: a large rho on the boundary power of one hour
+    (ADMMSettings.rho_per_value) pulls that value to the consensus and leaves the others where
+    the common rho puts them."""
+    data, base, decl = make_data(feeder, ccg=dataclasses.replace(make_data(feeder)[0].ccg, tol_rel=1e-9, tol_abs_usd=1e-6))
+
+    def solve(rho_by_value):
+        agent, proposal = ready_agent(data, base, decl)
+        z = agent.last_proposal.copy()
+        z[0] += 0.5  # consensus 0.5 MW above the baseline every hour
+        update = ReserveUpdate("tso", "dso1", 1, z[0], z[1], z[2], np.zeros(T), np.zeros(T), np.zeros(T),
+                               float(rho_by_value.max()), rho_by_value)
+        out = agent.solve_local((update,))
+        return np.stack([out.p_mw, out.up_mw, out.dn_mw]), z
+
+    uniform, z = solve(np.full((3, T), 15.0))
+    gap = np.abs(uniform[0] - z[0])
+    h = int(gap.argmax())
+    assert gap[h] > 0.05  # the common rho leaves the proposal visibly off the consensus
+    stiff = np.full((3, T), 15.0)
+    stiff[0, h] = 15.0 * 1e4
+    pinned, _ = solve(stiff)
+    assert abs(pinned[0, h] - z[0, h]) < 0.01 * gap[h]
+    others = np.delete(np.arange(T), h)
+    assert np.abs(pinned[0, others] - z[0, others]).max() > 0.05
