@@ -319,6 +319,8 @@ class TSORobustAgent:
         self.lam_tso = np.zeros((3, K, T))
         self.lam_dso = np.zeros((3, K, T))
         self.x_tso = np.zeros((3, K, T))
+        #: sum lambda^D (x^D - x^T) over the shared values at the last consensus step ($)
+        self.disagreement_usd = 0.0
         self.iteration = 0
         self.last_run: CCGRun | None = None
         self.totals = {"master": 0, "inner": 0, "outer": 0}
@@ -326,7 +328,7 @@ class TSORobustAgent:
 
     # -- state ------------------------------------------------------------------------------
     def get_state(self) -> dict:
-        keys = ("rho", "z", "lam_tso", "lam_dso", "x_tso", "iteration", "totals", "ccg_history")
+        keys = ("rho", "z", "lam_tso", "lam_dso", "x_tso", "disagreement_usd", "iteration", "totals", "ccg_history")
         state = {k: getattr(self, k) for k in keys}
         state["totals"] = dict(self.totals)
         state["ccg_history"] = list(self.ccg_history)
@@ -445,8 +447,14 @@ class TSORobustAgent:
         self._run_ccg()
 
     def coordinate(self, inbox: tuple) -> list:
-        """Consensus over the stacked (3, K, T) arrays; residual balancing of rho."""
-        return consensus_round(self, self._stack(inbox))
+        """Consensus over the stacked (3, K, T) arrays; residual balancing of rho. Also keeps
+        ``disagreement_usd`` = sum lambda^D (x^D - x^T) at the new multipliers: at the ADMM's
+        stopping point the copies still differ by up to the primal tolerance, and where the
+        boundary price is near VOLL that difference is worth hundreds of dollars."""
+        x_dso = self._stack(inbox)
+        replies = consensus_round(self, x_dso)
+        self.disagreement_usd = float(np.sum(self.lam_dso * (x_dso - self.x_tso)))
+        return replies
 
     def report_cost(self, inbox: tuple = ()) -> list:
         """[RobustCostReport, LineLoadingReport, BoundaryPlanReport] at the current plan.
@@ -466,5 +474,7 @@ class TSORobustAgent:
             self.name, COORDINATOR, ev["line_max_loading"], ev["line_avg_loading"],
             ev["most_loaded_line"], ev["most_loaded_line_hourly"],
         )
-        plan = BoundaryPlanReport(self.name, COORDINATOR, self.z[0], self.z[1], self.z[2], float(np.max(self.rho)))
+        plan = BoundaryPlanReport(
+            self.name, COORDINATOR, self.z[0], self.z[1], self.z[2], float(np.max(self.rho)), self.disagreement_usd
+        )
         return [cost, lines, plan]

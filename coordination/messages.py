@@ -362,9 +362,12 @@ class LineLoadingReport(Message):
 
 @dataclass(frozen=True)
 class BoundaryPlanReport(Message):
-    """TSO -> coordinator: the consensus boundary plan z (K, T) and the current penalty rho."""
+    """TSO -> coordinator: the consensus boundary plan z (K, T), the current penalty rho and the
+    price-weighted disagreement of the last copies, ``sum lambda^D (x^D - x^T)`` ($): how much the
+    agents' own costs, each taken at its own copy, undercount (> 0) a plan both sides share."""
 
     p_mw: np.ndarray
     up_mw: np.ndarray
     dn_mw: np.ndarray
     rho_usd_per_mw2h: float
+    disagreement_usd: float

@@ -100,6 +100,9 @@ def _metrics(run: RobustRunResult, scn: RobustScenario) -> dict:
         "boundary_reserve_dn_mw": float(np.sum(plan.dn_mw)),
         "line_max_loading": float(run.lines.max_loading),
         "line_avg_loading": float(run.lines.avg_loading),
+        # sum lambda^D (x^D - x^T) at the last ADMM step: total_cost counts each agent at its own
+        # copy, so it lies about this much below the cost of one shared plan (0 without ADMM)
+        "boundary_disagreement_usd": float(plan.disagreement_usd),
         "by_agent": {
             a.sender: {
                 "cost_usd": a.cost_usd,
@@ -218,6 +221,7 @@ def summary_rows(result: dict) -> list[tuple[str, str]]:
         ("converged", f"{result['converged']} after {result['iterations']} ADMM iterations"),
         ("cost TSO / DSO / total", f"${m['tso_cost']:,.2f} / ${m['dso_cost']:,.2f} / ${m['total_cost']:,.2f}"),
         ("centralized", f"${c['objective']:,.2f}, gap {100 * c['gap_rel']:+.4f} %"),
+        ("copies' price-weighted disagreement", f"${m['boundary_disagreement_usd']:,.2f} (sum lambda^D (x^D - x^T))"),
         ("boundary reserve up / down", f"{m['boundary_reserve_up_mw']:.2f} / {m['boundary_reserve_dn_mw']:.2f} MWh"),
         ("worst curtailment / shedding / violation",
          f"{m['wind_curtailment_worst_mw']:.2f} / {m['load_shedding_worst_mw']:.2f} / {m['boundary_violation_worst_mw']:.2f} MWh"),

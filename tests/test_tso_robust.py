@@ -211,6 +211,11 @@ def test_admm_with_fake_dsos_converges(base):
     assert agent.model.builds == 1
     plan = agent.report_cost()[2]
     assert np.allclose(plan.p_mw, agent.z[0])
+    # the copies' price-weighted disagreement at the last step, sum lambda^D (x^D - x^T)
+    x_dso = np.stack([np.stack([getattr(r, f) for r in replies]) for f in ("p_mw", "up_mw", "dn_mw")])
+    expected = float(np.sum(agent.lam_dso * (x_dso - agent.x_tso)))
+    assert plan.disagreement_usd == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert abs(expected) > 0  # the copies still differ (within tolerance) when ADMM stops
 
 
 def test_bad_input_is_refused_naming_the_field(base):
