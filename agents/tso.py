@@ -139,6 +139,8 @@ class TSOAgent(ReportsOutcome):
     role = "tso"
 
     def __init__(self, data: TSOData, settings: ADMMSettings, noise: NoiseSettings = NoiseSettings()):
+        if settings.rho_per_value:
+            raise ValueError("admm.rho_per_value: the deterministic TSO keeps one rho; use it with the robust TSO")
         self.name = data.name
         self.noise = noise
         self.noise_rng = noise.generator(data.name)
@@ -247,7 +249,7 @@ def consensus_round(agent, x_dso: np.ndarray) -> list:
         step.primal_tolerance, step.dual_tolerance, float(np.max(agent.rho)), step.converged,
     )
     if not step.converged:
-        if np.ndim(agent.rho):  # one rho per shared value (ADMMSettings.rho_per_value)
+        if agent.settings.rho_per_value:  # agent.rho holds one rho per shared value
             agent.rho = residual_balance_per_value(agent.rho, agent.x_tso, x_dso, z_prev, step, agent.settings)
         else:
             agent.rho = residual_balance(agent.rho, step, agent.settings)

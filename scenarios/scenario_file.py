@@ -79,6 +79,11 @@ def parse_scenario(raw: dict, default_name: str = "custom") -> ScenarioConfig:
         if not isinstance(raw["admm"], dict):
             raise ScenarioError("admm must be a table: [admm]")
         top["admm"] = _record(ADMMSettings, raw["admm"], "admm")
+        if top["admm"].rho_per_value:
+            raise ScenarioError(
+                "admm.rho_per_value = true: the deterministic TSO-DSO protocol keeps one rho; one rho per value "
+                "is for the DRO-ARO cases (run_sim.py t30d2 --case 1-7 --set rho_per_value=true). Remove the field"
+            )
     return ScenarioConfig(**top)
 
 

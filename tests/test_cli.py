@@ -159,6 +159,11 @@ def test_unknown_field_is_named(tmp_path, capsys):
     assert "unknown field feeders[0].atach_bus" in err
 
 
+def test_rho_per_value_is_refused_for_the_deterministic_protocol(tmp_path, capsys):
+    err = _bad(tmp_path, capsys, ["--scenario-file", _toml(tmp_path, GOOD + "[admm]\nrho_per_value = true\n")])
+    assert "admm.rho_per_value" in err
+
+
 def test_unreachable_address(tmp_path, capsys):
     out = tmp_path / "never"
     code = run_sim.main(["--address", "127.0.0.1:1", "--mode", "ray", "--out", str(out)])
