@@ -30,7 +30,15 @@ import scipy.sparse as sp
 
 from agents.common import ReportsOutcome, incidence_columns
 from agents.solver import CompiledModel
-from coordination.admm_math import ADMMSettings, consensus_step, linear_coefficient, residual_balance, residual_balance_per_value
+from coordination.admm_math import (
+    ADMMSettings,
+    consensus_step,
+    disagreement_tolerance_usd,
+    disagreement_usd,
+    linear_coefficient,
+    residual_balance,
+    residual_balance_per_value,
+)
 from coordination.messages import BoundaryProposal, BoundaryUpdate, ConvergenceReport
 from coordination.privacy import NoiseSettings
 from coordination.runtime import COORDINATOR
@@ -173,6 +181,10 @@ class TSOAgent(ReportsOutcome):
             infeasible_hint="the DSOs' baseline boundary power is infeasible for the transmission system",
         )
         self.rho = settings.rho_usd_per_mw2h
+        #: rho fixed for the rest of the run (the residuals were met once; settings.cost_tol_rel)
+        self.rho_held = False
+        #: sum lambda^D (x^D - x^T) over the shared values at the last consensus step ($)
+        self.disagreement_usd = 0.0
         self.z = np.zeros((K, T))
         self.lam_tso = np.zeros((K, T))
         self.lam_dso = np.zeros((K, T))
@@ -182,7 +194,7 @@ class TSOAgent(ReportsOutcome):
 
     def get_state(self) -> dict:
         """The ADMM state, for checkpoints (the model is rebuilt from the data)."""
-        keys = ("rho", "z", "lam_tso", "lam_dso", "x_tso", "iteration", "outcome")
+        keys = ("rho", "rho_held", "z", "lam_tso", "lam_dso", "x_tso", "disagreement_usd", "iteration", "outcome")
         return {**{k: getattr(self, k) for k in keys}, "noise": self.noise_rng.bit_generator.state}
 
     def set_state(self, state: dict) -> None:
@@ -233,22 +245,33 @@ class TSOAgent(ReportsOutcome):
         self._record_outcome()
 
     def coordinate(self, inbox: tuple) -> list:
-        return consensus_round(self, self._stack(inbox))
+        return consensus_round(self, self._stack(inbox), float(self.model.cost.value))
 
 
-def consensus_round(agent, x_dso: np.ndarray) -> list:
+def consensus_round(agent, x_dso: np.ndarray, own_cost_usd: float) -> list:
     """The coordinating TSO's step, shared by the deterministic and the robust TSO: update z and
-    the multipliers from the DSOs' copies ``x_dso``, report the residuals to the coordinator and,
-    unless converged, rebalance rho; returns [ConvergenceReport, the agent's updates]."""
+    the multipliers from the DSOs' copies ``x_dso``, report the residuals and the copies'
+    price-weighted disagreement to the coordinator and, unless converged, rebalance rho;
+    returns [ConvergenceReport, the agent's updates].
+
+    ``own_cost_usd`` is the TSO's own cost at its last solve (f^T), the scale of the cost
+    criterion (``settings.cost_tol_rel``). Once the residuals meet their tolerances but the
+    disagreement does not, ``agent.rho_held`` is set and rho stays fixed for the rest of the run."""
     z_prev = agent.z
     step = consensus_step(agent.x_tso, x_dso, agent.lam_tso, agent.lam_dso, z_prev, agent.rho, agent.settings)
     agent.z, agent.lam_tso, agent.lam_dso = step.z, step.lam_tso, step.lam_dso
     agent.iteration += 1
+    agent.disagreement_usd = disagreement_usd(agent.lam_dso, agent.x_tso, x_dso)
+    tolerance = disagreement_tolerance_usd(own_cost_usd, agent.settings)
+    converged = step.converged and abs(agent.disagreement_usd) <= tolerance
     report = ConvergenceReport(
         agent.name, COORDINATOR, agent.iteration, step.primal_residual, step.dual_residual,
-        step.primal_tolerance, step.dual_tolerance, float(np.max(agent.rho)), step.converged,
+        step.primal_tolerance, step.dual_tolerance, float(np.max(agent.rho)), converged,
+        agent.disagreement_usd, tolerance,
     )
-    if not step.converged:
+    if step.converged:
+        agent.rho_held = True  # only the cost criterion is left: keep rho fixed from here on
+    if not converged and not agent.rho_held:
         if agent.settings.rho_per_value:  # agent.rho holds one rho per shared value
             agent.rho = residual_balance_per_value(agent.rho, agent.x_tso, x_dso, z_prev, step, agent.settings)
         else:

@@ -321,6 +321,8 @@ class TSORobustAgent:
         self.x_tso = np.zeros((3, K, T))
         #: sum lambda^D (x^D - x^T) over the shared values at the last consensus step ($)
         self.disagreement_usd = 0.0
+        #: rho fixed for the rest of the run (the residuals were met once; settings.cost_tol_rel)
+        self.rho_held = False
         self.iteration = 0
         self.last_run: CCGRun | None = None
         self.totals = {"master": 0, "inner": 0, "outer": 0}
@@ -328,7 +330,7 @@ class TSORobustAgent:
 
     # -- state ------------------------------------------------------------------------------
     def get_state(self) -> dict:
-        keys = ("rho", "z", "lam_tso", "lam_dso", "x_tso", "disagreement_usd", "iteration", "totals", "ccg_history")
+        keys = ("rho", "rho_held", "z", "lam_tso", "lam_dso", "x_tso", "disagreement_usd", "iteration", "totals", "ccg_history")
         state = {k: getattr(self, k) for k in keys}
         state["totals"] = dict(self.totals)
         state["ccg_history"] = list(self.ccg_history)
@@ -447,14 +449,13 @@ class TSORobustAgent:
         self._run_ccg()
 
     def coordinate(self, inbox: tuple) -> list:
-        """Consensus over the stacked (3, K, T) arrays; residual balancing of rho. Also keeps
-        ``disagreement_usd`` = sum lambda^D (x^D - x^T) at the new multipliers: at the ADMM's
-        stopping point the copies still differ by up to the primal tolerance, and where the
-        boundary price is near VOLL that difference is worth hundreds of dollars."""
-        x_dso = self._stack(inbox)
-        replies = consensus_round(self, x_dso)
-        self.disagreement_usd = float(np.sum(self.lam_dso * (x_dso - self.x_tso)))
-        return replies
+        """Consensus over the stacked (3, K, T) arrays; residual balancing of rho, and the cost
+        criterion on ``disagreement_usd`` = sum lambda^D (x^D - x^T) (:func:`consensus_round`):
+        at the ADMM's stopping point the copies still differ by up to the primal tolerance, and
+        where the boundary price is near VOLL that difference is worth hundreds of dollars. The
+        scale is the TSO's own cost (first stage + worst-case expected recourse eta) at its last
+        master solve."""
+        return consensus_round(self, self._stack(inbox), float(self.problem.cost.value))
 
     def report_cost(self, inbox: tuple = ()) -> list:
         """[RobustCostReport, LineLoadingReport, BoundaryPlanReport] at the current plan.

@@ -24,7 +24,8 @@ over the repeats are reported per mode:
 * centralized solve time and the relative gap of the distributed total cost to it.
 
 ``--set KEY=VALUE`` overrides settings as ``run_sim.py --set`` does (RobustSettings fields and
-rho_usd_per_mw2h, adaptive, eps_abs, eps_rel, mu, tau, relaxation, rho_per_value, rho_range). Ray's workers run at the driver's
+rho_usd_per_mw2h, adaptive, eps_abs, eps_rel, mu, tau, relaxation, rho_per_value, rho_range,
+cost_tol_rel). Ray's workers run at the driver's
 niceness unless ``--keep-ray-niceness`` (see benchmarks/speedup.py for why).
 
 Writes benchmarks/results/tso-dso-evcs-SCENARIO-caseC.json and .md (not committed; figures

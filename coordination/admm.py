@@ -53,6 +53,8 @@ class IterationRecord:
     dual_tolerance_usd_per_mwh: float
     rho_usd_per_mw2h: float
     wall_s: float
+    disagreement_usd: float = 0.0  #: ConvergenceReport.disagreement_usd
+    disagreement_tolerance_usd: float = float("inf")  #: inf: no cost criterion
 
 
 @dataclass
@@ -122,6 +124,8 @@ def admm_rounds(
             report.dual_tolerance_usd_per_mwh,
             report.rho_usd_per_mw2h,
             time.time() - t_round,
+            report.disagreement_usd,
+            report.disagreement_tolerance_usd,
         )
         history.append(record)
         if progress is not None:

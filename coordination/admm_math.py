@@ -38,6 +38,15 @@ cost (:func:`linear_coefficient`). Then
   kinks of their agents' (piecewise linear) costs, x^T and x^D stop moving, z stalls and the
   multiplier creeps by ``rho |x^D - x^T| / 2`` per iteration; raising that value's rho alone
   shortens the creep without stiffening the values that have already converged.
+* optional (``cost_tol_rel`` > 0) cost criterion: the residuals bound the copies' distance in
+  MW, not what it is worth. The summed agents' costs, each at its own copy, differ from the
+  cost of one shared plan by about the price-weighted disagreement
+  ``D = sum lambda^D (x^D - x^T)`` (where the boundary price is near VOLL, 0.2 MW is worth
+  hundreds of dollars). With ``cost_tol_rel`` the run also needs ``|D| <= cost_tol_rel |f^T|``
+  (f^T: the coordinating TSO's own cost at its last solve, the only cost it knows; on the
+  robust cases it is most of the total). Once the residuals meet their tolerances, rho is held
+  fixed for the rest of the run (Boyd et al. 2011, section 3.4.1: a fixed rho restores the
+  convergence guarantee), and the iterations go on until ``D`` is small too.
 """
 
 from __future__ import annotations
@@ -67,6 +76,9 @@ class ADMMSettings:
     rho_per_value: bool = False
     #: with rho_per_value, each rho_i stays within [rho_0 / rho_range, rho_0 * rho_range]
     rho_range: float = 64.0
+    #: cost criterion (module docstring): also stop only when |sum lambda^D (x^D - x^T)| <=
+    #: cost_tol_rel x |the TSO's own cost|, holding rho fixed once the residuals are met; 0: off
+    cost_tol_rel: float = 0.0
 
     def validate(self) -> None:
         checks = {
@@ -78,12 +90,14 @@ class ADMMSettings:
             "max_iterations": self.max_iterations >= 1,
             "relaxation": 1.0 <= self.relaxation < 2.0,
             "rho_range": self.rho_range >= 1.0,
+            "cost_tol_rel": self.cost_tol_rel >= 0.0,
         }
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(
                     f"admm.{name} = {getattr(self, name)!r} is out of range: rho, eps_abs > 0; "
-                    "mu, tau > 1; eps_rel >= 0; max_iterations >= 1; 1 <= relaxation < 2; rho_range >= 1"
+                    "mu, tau > 1; eps_rel >= 0; max_iterations >= 1; 1 <= relaxation < 2; rho_range >= 1; "
+                    "cost_tol_rel >= 0"
                 )
 
 
@@ -133,6 +147,18 @@ def consensus_step(
     eps_pri = np.sqrt(p) * settings.eps_abs + settings.eps_rel * max(x_norm, z_norm)
     eps_dual = np.sqrt(p) * settings.eps_abs + settings.eps_rel * lam_norm
     return ConsensusStep(z, lam_tso, lam_dso, r, s, float(eps_pri), float(eps_dual))
+
+
+def disagreement_usd(lam_dso: np.ndarray, x_tso: np.ndarray, x_dso: np.ndarray) -> float:
+    """``D = sum lambda^D (x^D - x^T)`` ($): what the copies' disagreement is worth at the DSOs' prices."""
+    return float(np.sum(lam_dso * (x_dso - x_tso)))
+
+
+def disagreement_tolerance_usd(own_cost_usd: float, settings: ADMMSettings) -> float:
+    """``cost_tol_rel |f^T|``; infinite (no cost criterion) when ``cost_tol_rel`` is 0."""
+    if settings.cost_tol_rel <= 0.0:
+        return float("inf")
+    return settings.cost_tol_rel * abs(float(own_cost_usd))
 
 
 def residual_balance(rho: float, step: ConsensusStep, settings: ADMMSettings) -> float:

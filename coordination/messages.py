@@ -205,6 +205,10 @@ class ConvergenceReport(Message):
     dual_tolerance_usd_per_mwh: float
     rho_usd_per_mw2h: float
     converged: bool
+    #: sum lambda^D (x^D - x^T) at the new multipliers ($) and its tolerance (inf: no cost
+    #: criterion; ADMMSettings.cost_tol_rel)
+    disagreement_usd: float = 0.0
+    disagreement_tolerance_usd: float = float("inf")
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,10 @@ from .runtime import AgentSpec, Runtime
 #: Columns of an agent's C&CG history rows.
 CCG_COLUMNS = ("master_solves", "inner_solves", "outer_solves")
 #: Overridable ADMM fields for ``--set`` (the rest of ``--set`` goes to RobustSettings).
-ADMM_KEYS = ("rho_usd_per_mw2h", "adaptive", "eps_abs", "eps_rel", "mu", "tau", "relaxation", "rho_per_value", "rho_range")
+ADMM_KEYS = (
+    "rho_usd_per_mw2h", "adaptive", "eps_abs", "eps_rel", "mu", "tau", "relaxation", "rho_per_value", "rho_range",
+    "cost_tol_rel",
+)
 _ADMM_FLAGS = ("adaptive", "rho_per_value")
 
 
@@ -134,7 +137,7 @@ def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = N
         if progress is not None:
             progress(f"iter {rec.iteration:4d}  primal {rec.primal_residual_mw:10.3e} MW (tol {rec.primal_tolerance_mw:.1e})  "
                      f"dual {rec.dual_residual_usd_per_mwh:10.3e} (tol {rec.dual_tolerance_usd_per_mwh:.1e})  "
-                     f"rho {rec.rho_usd_per_mw2h:8.3g}  {rec.wall_s:6.2f} s")
+                     f"rho {rec.rho_usd_per_mw2h:8.3g}{_disagreement(rec)}  {rec.wall_s:6.2f} s")
 
     coupled = not scn.tso.boundary_fixed
     with Runtime(PROTOCOL, _specs(scn), mode=options.mode, workers=options.workers, address=options.address,
@@ -201,10 +204,22 @@ def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = N
         "residuals": [
             {"iteration": r.iteration, "primal_mw": r.primal_residual_mw, "dual_usd_per_mwh": r.dual_residual_usd_per_mwh,
              "primal_tolerance_mw": r.primal_tolerance_mw, "dual_tolerance_usd_per_mwh": r.dual_tolerance_usd_per_mwh,
-             "rho_usd_per_mw2h": r.rho_usd_per_mw2h, "wall_s": r.wall_s}
+             "rho_usd_per_mw2h": r.rho_usd_per_mw2h, "wall_s": r.wall_s, "disagreement_usd": r.disagreement_usd,
+             "disagreement_tolerance_usd": _finite_or_none(r.disagreement_tolerance_usd)}
             for r in res.history
         ],
     }
+
+
+def _disagreement(rec: ADMMRound) -> str:
+    """The progress line's cost-criterion column (empty without one)."""
+    if not np.isfinite(rec.disagreement_tolerance_usd):
+        return ""
+    return f"  disagreement {rec.disagreement_usd:9.1f} $ (tol {rec.disagreement_tolerance_usd:.1f})"
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 def write_extras(result: dict, folder: Path) -> None:

@@ -117,6 +117,12 @@ PAPER_ADMM_TOL = {"eps_abs": 0.01, "eps_rel": 1e-3}
 #: cases that have converged (4 and 7, fifth session, docs/tso_dso_evcs.md) ran with it; no
 #: plain (alpha = 1) run has been taken to the end for comparison.
 ROBUST_RELAXATION = 1.6
+#: Cost criterion of the robust cases' ADMM (ADMMSettings.cost_tol_rel): stop only when the
+#: copies' price-weighted disagreement is within 0.1 % of the TSO's cost (the issue's aim for
+#: the gap to the centralized solve). Without it case 4 stopped at the 0.2 MW residual
+#: criterion 1.1 % below the centralized objective, the disagreement accounting for the
+#: difference to the dollar (docs/tso_dso_evcs.md, fifth and sixth sessions).
+ROBUST_COST_TOL_REL = 1e-3
 from agents.virtual_storage import VirtualStorage
 from coordination.admm_math import ADMMSettings
 from networks.feeder import Feeder
@@ -263,7 +269,9 @@ def build_robust_scenario(
         raise ScenarioError(f"RobustSettings.seed = {settings.seed!r}; give a whole number >= 0")
     config, _ = get_scenario(name, seed=int(settings.seed))
     settings.validate(config.horizon_h)
-    admm = admm if admm is not None else replace(config.admm, adaptive=True, relaxation=ROBUST_RELAXATION, **PAPER_ADMM_TOL)
+    admm = admm if admm is not None else replace(
+        config.admm, adaptive=True, relaxation=ROBUST_RELAXATION, cost_tol_rel=ROBUST_COST_TOL_REL, **PAPER_ADMM_TOL
+    )
     try:
         admm.validate()
     except ValueError as exc:

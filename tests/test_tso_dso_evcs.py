@@ -36,16 +36,18 @@ def test_settings_reach_the_scenario():
     assert all(d.uncertainty.requirement_budget_h == 0 and d.evaluation_budget_h == 4 for d in scn.dsos)
     # the robust cases' ADMM defaults, and the overrides of the new fields
     default = robust_session.prepare("4", 0, None, "t30d2").admm
-    assert default.relaxation == 1.6 and not default.rho_per_value
-    tuned = robust_session.prepare("4", 0, None, "t30d2", {"relaxation": 1.0, "rho_per_value": True, "rho_range": 8}).admm
-    assert tuned.relaxation == 1.0 and tuned.rho_per_value and tuned.rho_range == 8
+    assert default.relaxation == 1.6 and not default.rho_per_value and default.cost_tol_rel == 1e-3
+    tuned = robust_session.prepare("4", 0, None, "t30d2", {"relaxation": 1.0, "rho_per_value": True, "rho_range": 8,
+                                                         "cost_tol_rel": 0}).admm
+    assert tuned.relaxation == 1.0 and tuned.rho_per_value and tuned.rho_range == 8 and tuned.cost_tol_rel == 0
 
 
 @pytest.mark.parametrize(
     "over, field",
     [({"adaptive": "maybe"}, "adaptive"), ({"rho_usd_per_mw2h": "abc"}, "rho_usd_per_mw2h"),
      ({"rho_usd_per_mw2h": -1.0}, "rho_usd_per_mw2h"), ({"nope": 1}, "nope"),
-     ({"relaxation": 2.5}, "relaxation"), ({"rho_per_value": 1}, "rho_per_value")],
+     ({"relaxation": 2.5}, "relaxation"), ({"rho_per_value": 1}, "rho_per_value"),
+     ({"cost_tol_rel": -0.01}, "cost_tol_rel")],
 )
 def test_bad_overrides_name_the_field(over, field):
     with pytest.raises(ScenarioError, match=field):

@@ -175,10 +175,10 @@ def test_solve_alone_fixes_power_and_refuses_other_cases(base):
         TSORobustAgent(make_data(base), ADMMSettings(), ball="dual").solve_alone(inbox)
 
 
-def test_admm_with_fake_dsos_converges(base):
-    """Two feeders whose DSOs have quadratic costs around a target: residuals shrink to tolerance."""
+def _fake_dso_admm(base, settings: ADMMSettings, iterations: int = 60):
+    """The robust TSO against two feeders whose DSOs have quadratic costs around a target.
+    Returns (agent, reports, the DSOs' last replies)."""
     data = make_data(base)
-    settings = ADMMSettings(rho_usd_per_mw2h=15.0, eps_abs=1e-2, eps_rel=1e-3)
     agent = TSORobustAgent(data, settings, ball="dual")
     T, names = data.horizon_h, data.base.feeder_names
     target = np.stack([np.full((2, T), 3.0), np.full((2, T), 1.0), np.full((2, T), 1.0)])
@@ -197,15 +197,22 @@ def test_admm_with_fake_dsos_converges(base):
 
     baseline = tuple(ReserveProposal(d, data.name, 0, np.full(T, 3.0), np.zeros(T), np.zeros(T)) for d in names)
     updates = agent.initialize(baseline)
-    primal = []
-    for _ in range(60):
+    reports = []
+    for _ in range(iterations):
         agent.solve_local()
         replies = dso_replies(updates)
         report, *updates = agent.coordinate(replies)
         assert isinstance(report, ConvergenceReport) and all(isinstance(u, ReserveUpdate) for u in updates)
-        primal.append(report.primal_residual_mw)
+        reports.append(report)
         if report.converged:
             break
+    return agent, reports, replies
+
+
+def test_admm_with_fake_dsos_converges(base):
+    """Two feeders whose DSOs have quadratic costs around a target: residuals shrink to tolerance."""
+    agent, reports, replies = _fake_dso_admm(base, ADMMSettings(rho_usd_per_mw2h=15.0, eps_abs=1e-2, eps_rel=1e-3))
+    report, primal = reports[-1], [r.primal_residual_mw for r in reports]
     assert report.converged, f"ADMM did not converge: primal residuals {primal[-5:]}"
     assert primal[-1] < primal[0]
     assert agent.model.builds == 1
@@ -215,7 +222,38 @@ def test_admm_with_fake_dsos_converges(base):
     x_dso = np.stack([np.stack([getattr(r, f) for r in replies]) for f in ("p_mw", "up_mw", "dn_mw")])
     expected = float(np.sum(agent.lam_dso * (x_dso - agent.x_tso)))
     assert plan.disagreement_usd == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert report.disagreement_usd == pytest.approx(expected, rel=1e-12, abs=1e-12)
     assert abs(expected) > 0  # the copies still differ (within tolerance) when ADMM stops
+    assert report.disagreement_tolerance_usd == float("inf")  # no cost criterion by default
+
+
+def test_the_cost_criterion_holds_rho_and_runs_on_until_the_disagreement_is_small(base):
+    """ADMMSettings.cost_tol_rel: with a tolerance below the disagreement left at the residual
+    stop, the run goes on past it with rho fixed, and stops with |D| <= cost_tol_rel |f^T|."""
+    plain = ADMMSettings(rho_usd_per_mw2h=15.0, eps_abs=1e-2, eps_rel=1e-3)
+    agent, reports, _ = _fake_dso_admm(base, plain)
+    first_stop = reports[-1]
+    assert first_stop.converged
+    own_cost = float(agent.problem.cost.value)
+    cost_tol_rel = 0.1 * abs(first_stop.disagreement_usd) / abs(own_cost)  # 10 times below what was left
+    agent, reports, _ = _fake_dso_admm(base, dataclasses.replace(plain, cost_tol_rel=cost_tol_rel), iterations=120)
+    met = [r.primal_residual_mw <= r.primal_tolerance_mw and r.dual_residual_usd_per_mwh <= r.dual_tolerance_usd_per_mwh
+           for r in reports]
+    first_met = met.index(True)
+    assert first_met == first_stop.iteration - 1  # the same run up to the residual stop
+    assert not reports[first_met].converged  # ... which no longer ends it
+    last = reports[-1]
+    assert last.converged and last.iteration > first_stop.iteration
+    assert abs(last.disagreement_usd) <= last.disagreement_tolerance_usd
+    assert last.disagreement_tolerance_usd == pytest.approx(cost_tol_rel * abs(float(agent.problem.cost.value)))
+    assert agent.rho_held
+    assert len({r.rho_usd_per_mw2h for r in reports[first_met:]}) == 1  # rho held from the residual stop on
+    # ... where residual balancing would have moved it (one normalized residual > mu x the other)
+    ratios = [(r.primal_residual_mw / r.primal_tolerance_mw) / (r.dual_residual_usd_per_mwh / r.dual_tolerance_usd_per_mwh)
+              for r in reports[first_met:-1]]
+    assert any(q > plain.mu or q < 1 / plain.mu for q in ratios)
+    with pytest.raises(ValueError, match="cost_tol_rel"):
+        dataclasses.replace(plain, cost_tol_rel=-0.1).validate()
 
 
 def test_bad_input_is_refused_naming_the_field(base):
