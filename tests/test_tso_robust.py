@@ -209,9 +209,20 @@ def _fake_dso_admm(base, settings: ADMMSettings, iterations: int = 60):
     return agent, reports, replies
 
 
-def test_admm_with_fake_dsos_converges(base):
+#: The fake-DSO runs' settings (no cost criterion).
+FAKE_PLAIN = ADMMSettings(rho_usd_per_mw2h=15.0, eps_abs=1e-2, eps_rel=1e-3)
+
+
+@pytest.fixture(scope="module")
+def plain_fake_run(base):
+    """(agent, reports, last replies, the TSO's own cost at the stop) of one run with FAKE_PLAIN."""
+    agent, reports, replies = _fake_dso_admm(base, FAKE_PLAIN)
+    return agent, reports, replies, float(agent.problem.cost.value)
+
+
+def test_admm_with_fake_dsos_converges(plain_fake_run):
     """Two feeders whose DSOs have quadratic costs around a target: residuals shrink to tolerance."""
-    agent, reports, replies = _fake_dso_admm(base, ADMMSettings(rho_usd_per_mw2h=15.0, eps_abs=1e-2, eps_rel=1e-3))
+    agent, reports, replies, _ = plain_fake_run
     report, primal = reports[-1], [r.primal_residual_mw for r in reports]
     assert report.converged, f"ADMM did not converge: primal residuals {primal[-5:]}"
     assert primal[-1] < primal[0]
@@ -227,14 +238,13 @@ def test_admm_with_fake_dsos_converges(base):
     assert report.disagreement_tolerance_usd == float("inf")  # no cost criterion by default
 
 
-def test_the_cost_criterion_holds_rho_and_runs_on_until_the_disagreement_is_small(base):
+def test_the_cost_criterion_holds_rho_and_runs_on_until_the_disagreement_is_small(base, plain_fake_run):
     """ADMMSettings.cost_tol_rel: with a tolerance below the disagreement left at the residual
     stop, the run goes on past it with rho fixed, and stops with |D| <= cost_tol_rel |f^T|."""
-    plain = ADMMSettings(rho_usd_per_mw2h=15.0, eps_abs=1e-2, eps_rel=1e-3)
-    agent, reports, _ = _fake_dso_admm(base, plain)
+    plain = FAKE_PLAIN
+    _, reports, _, own_cost = plain_fake_run
     first_stop = reports[-1]
     assert first_stop.converged
-    own_cost = float(agent.problem.cost.value)
     cost_tol_rel = 0.1 * abs(first_stop.disagreement_usd) / abs(own_cost)  # 10 times below what was left
     agent, reports, _ = _fake_dso_admm(base, dataclasses.replace(plain, cost_tol_rel=cost_tol_rel), iterations=120)
     met = [r.primal_residual_mw <= r.primal_tolerance_mw and r.dual_residual_usd_per_mwh <= r.dual_tolerance_usd_per_mwh
