@@ -106,6 +106,22 @@ import numpy as np
 
 from agents.evcs import KW_PER_MW, EVCSConfig, EVCSData, EVCSInputError, validate_bus_limit
 from agents.robust_data import CCGSettings, DSORobustData, TSORobustData, UncertaintySettings
+from agents.virtual_storage import VirtualStorage
+from coordination.admm_math import ADMMSettings
+from networks.feeder import Feeder
+
+from .build import build_scenario
+from .errors import ScenarioError
+from .ev_sessions import EVSessionConfig, evcs_data, generate_station_sessions
+from .library import get_scenario
+from .wind_scenarios import (
+    WIND_SCALING,
+    DistanceStats,
+    check_feeder_export,
+    distance_statistics,
+    penetration_scale,
+    wind_scenarios_mw,
+)
 
 #: The paper's C&CG convergence criterion (section 5.3): 0.5 % of the agent's objective.
 PAPER_CCG_TOL_REL = 0.005
@@ -123,22 +139,6 @@ ROBUST_RELAXATION = 1.6
 #: criterion 1.1 % below the centralized objective, the disagreement accounting for the
 #: difference to the dollar (docs/tso_dso_evcs.md, fifth and sixth sessions).
 ROBUST_COST_TOL_REL = 1e-3
-from agents.virtual_storage import VirtualStorage
-from coordination.admm_math import ADMMSettings
-from networks.feeder import Feeder
-
-from .build import build_scenario
-from .errors import ScenarioError
-from .ev_sessions import EVSessionConfig, evcs_data, generate_station_sessions
-from .library import get_scenario
-from .wind_scenarios import (
-    WIND_SCALING,
-    DistanceStats,
-    check_feeder_export,
-    distance_statistics,
-    penetration_scale,
-    wind_scenarios_mw,
-)
 
 #: The paper's cases (MODELS.md section 1).
 CASES: dict[str, str] = {
