@@ -129,11 +129,13 @@ class DSORobustAgent:
         if self.model is None:
             raise RuntimeError(f"DSO {self.name!r}: {what}() before receive_declarations(); run stages 1 and 2 first")
 
-    def _solve(self, consensus: np.ndarray | None = None, rho: float = 0.0) -> ReserveProposal:
-        """C&CG on the compiled master. With a ``consensus`` (3, T) (ADMM), the inner loop first
-        trusts the linearization ascent and runs the exact MILP check only once the proposal
-        is within ``ccg.certify_within_mw`` of the consensus (near ADMM convergence), so the
-        proposal that ends the ADMM is always certified; without one it always certifies.
+    def _solve(self, consensus: np.ndarray | None = None, rho: float = 0.0, certify: bool = False) -> ReserveProposal:
+        """C&CG on the compiled master. Without a ``consensus`` (alone) the run always ends with
+        the exact MILP check of the inner loop. With a ``consensus`` (3, T) (ADMM) the inner loop
+        trusts the linearization ascent, and the MILP check runs only when the TSO asks
+        (``certify``: the last round met every stopping test; the TSO stops only on certified
+        proposals, so the proposal that ends the ADMM is certified) or once the proposal is
+        within ``ccg.certify_within_mw`` of the consensus (default 0: only when asked).
 
         Inexact ADMM: with a consensus, the C&CG tolerance is also capped at
         ``rho/2 (f d)^2`` (rho: the smallest of the values'; f = ``ccg.inexact_fraction``, d the distance of the last proposal
@@ -144,16 +146,17 @@ class DSORobustAgent:
         """
         t0 = time.perf_counter()
         self.problem.new_run()
-        self.problem.certify = consensus is None
+        self.problem.certify = consensus is None or certify
         self.problem.tol_cap_usd = float("inf")
         if consensus is not None and self.last_proposal is not None and self.data.ccg.inexact_fraction > 0:
             d = float(np.linalg.norm(self.last_proposal - consensus))
             self.problem.tol_cap_usd = 0.5 * rho * (self.data.ccg.inexact_fraction * d) ** 2
         run = solve_with_cuts(self.model, [self.problem], self.data.ccg.max_iterations)
-        if consensus is not None and np.abs(self._proposal() - consensus).max() <= self.data.ccg.certify_within_mw:
+        if not self.problem.certify and np.abs(self._proposal() - consensus).max() <= self.data.ccg.certify_within_mw:
             self.problem.certify = True
             run = run.then(solve_with_cuts(self.model, [self.problem], self.data.ccg.max_iterations))
-        self.certified = self.problem.certify
+        # without a possible requirement (budget 0 or no band) the inner loop is exact anyway
+        self.certified = self.problem.certify or not self.problem.requirements_possible
         self.solve_s = time.perf_counter() - t0
         self.last_ccg = run
         for k in ("master_solves", "inner_solves", "outer_solves", "cuts_added"):
@@ -161,7 +164,7 @@ class DSORobustAgent:
         self.ccg_history.append((run.master_solves, run.inner_solves, run.outer_solves))
         self.last_proposal = self._proposal()
         p, up, dn = self.last_proposal
-        return ReserveProposal(self.name, self.data.tso_name, self.iteration, p, up, dn)
+        return ReserveProposal(self.name, self.data.tso_name, self.iteration, p, up, dn, self.certified)
 
     def _proposal(self) -> np.ndarray:
         x = self.problem.first_stage_values()
@@ -188,7 +191,7 @@ class DSORobustAgent:
             self.linear[k].value = linear_coefficient(lam, z, rho[i])
             self.rho[k].value = rho[i]
             consensus[i] = z
-        return self._solve(consensus, float(rho.min()))
+        return self._solve(consensus, float(rho.min()), update.certify)
 
     def solve_alone(self, inbox: tuple = ()) -> ReserveProposal:
         self._need_model("solve_alone")

@@ -83,7 +83,7 @@ class CCGSettings:
     ball: str = "dual"  #: outer loop: "dual" = exact LP dual of the ball in the master, "cuts" = distribution cuts
     prox_weight_usd: float = 5.0  #: DSO: proximal weight sigma on the cleared capacity, (sigma/2)(U_t (share_t - center_t))^2 ($/MW^2)
     prox_move_tol: float = 1e-3  #: DSO: the run ends only when the master's shares are within this of the center
-    certify_within_mw: float = 0.2  #: DSO in ADMM: exact MILP check of the inner loop only once its proposal is within this of the consensus (max over entries, MW; inf: every run)
+    certify_within_mw: float = 0.0  #: DSO in ADMM: exact MILP check of the inner loop also once its proposal is within this of the consensus (max over entries, MW; 0: only when the TSO asks, ReserveUpdate.certify; inf: every run)
     inexact_fraction: float = 0.0  #: DSO in ADMM: f > 0 also caps the C&CG tolerance at rho/2 (f d)^2 $, d (MW) the 2-norm distance of its last proposal from the new consensus, so the solve's error shrinks with the ADMM residual (inexact ADMM); 0 (default, not shown to help on T30D2 case 4): the tolerances above alone
 
     def validate(self, where: str) -> None:

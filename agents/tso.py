@@ -183,6 +183,8 @@ class TSOAgent(ReportsOutcome):
         self.rho = settings.rho_usd_per_mw2h
         #: rho fixed for the rest of the run (the residuals were met once; settings.cost_tol_rel)
         self.rho_held = False
+        #: always False here: the deterministic DSOs' proposals are exact (see consensus_round)
+        self.certify_requested = False
         #: sum lambda^D (x^D - x^T) over the shared values at the last consensus step ($)
         self.disagreement_usd = 0.0
         self.z = np.zeros((K, T))
@@ -248,7 +250,7 @@ class TSOAgent(ReportsOutcome):
         return consensus_round(self, self._stack(inbox), float(self.model.cost.value))
 
 
-def consensus_round(agent, x_dso: np.ndarray, own_cost_usd: float) -> list:
+def consensus_round(agent, x_dso: np.ndarray, own_cost_usd: float, certified: bool = True) -> list:
     """The coordinating TSO's step, shared by the deterministic and the robust TSO: update z and
     the multipliers from the DSOs' copies ``x_dso``, report the residuals and the copies'
     price-weighted disagreement to the coordinator and, unless converged, rebalance rho;
@@ -256,18 +258,25 @@ def consensus_round(agent, x_dso: np.ndarray, own_cost_usd: float) -> list:
 
     ``own_cost_usd`` is the TSO's own cost at its last solve (f^T), the scale of the cost
     criterion (``settings.cost_tol_rel``). Once the residuals meet their tolerances but the
-    disagreement does not, ``agent.rho_held`` is set and rho stays fixed for the rest of the run."""
+    disagreement does not, ``agent.rho_held`` is set and rho stays fixed for the rest of the run.
+
+    ``certified``: every DSO copy came from a C&CG run that ended with its exact check (robust
+    DSOs; see ReserveProposal.certified). A round that meets both tests with an uncertified
+    copy does not end the run: ``agent.certify_requested`` is set, and the next updates ask
+    the DSOs to certify."""
     z_prev = agent.z
     step = consensus_step(agent.x_tso, x_dso, agent.lam_tso, agent.lam_dso, z_prev, agent.rho, agent.settings)
     agent.z, agent.lam_tso, agent.lam_dso = step.z, step.lam_tso, step.lam_dso
     agent.iteration += 1
     agent.disagreement_usd = disagreement_usd(agent.lam_dso, agent.x_tso, x_dso)
     tolerance = disagreement_tolerance_usd(own_cost_usd, agent.settings)
-    converged = step.converged and abs(agent.disagreement_usd) <= tolerance
+    tests_met = step.converged and abs(agent.disagreement_usd) <= tolerance
+    converged = tests_met and certified
+    agent.certify_requested = tests_met and not certified
     report = ConvergenceReport(
         agent.name, COORDINATOR, agent.iteration, step.primal_residual, step.dual_residual,
         step.primal_tolerance, step.dual_tolerance, float(np.max(agent.rho)), converged,
-        agent.disagreement_usd, tolerance,
+        agent.disagreement_usd, tolerance, certified,
     )
     if step.converged:
         agent.rho_held = True  # only the cost criterion is left: keep rho fixed from here on

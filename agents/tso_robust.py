@@ -323,6 +323,8 @@ class TSORobustAgent:
         self.disagreement_usd = 0.0
         #: rho fixed for the rest of the run (the residuals were met once; settings.cost_tol_rel)
         self.rho_held = False
+        #: the next updates ask the DSOs for certified proposals (consensus_round)
+        self.certify_requested = False
         self.iteration = 0
         self.last_run: CCGRun | None = None
         self.totals = {"master": 0, "inner": 0, "outer": 0}
@@ -330,7 +332,7 @@ class TSORobustAgent:
 
     # -- state ------------------------------------------------------------------------------
     def get_state(self) -> dict:
-        keys = ("rho", "rho_held", "z", "lam_tso", "lam_dso", "x_tso", "disagreement_usd", "iteration", "totals", "ccg_history")
+        keys = ("rho", "rho_held", "certify_requested", "z", "lam_tso", "lam_dso", "x_tso", "disagreement_usd", "iteration", "totals", "ccg_history")
         state = {k: getattr(self, k) for k in keys}
         state["totals"] = dict(self.totals)
         state["ccg_history"] = list(self.ccg_history)
@@ -350,6 +352,10 @@ class TSORobustAgent:
     # -- messages ---------------------------------------------------------------------------
     def _stack(self, inbox: tuple) -> np.ndarray:
         """(3, K, T) from the DSOs' ReserveProposals, in feeder order."""
+        return self._proposals(inbox)[0]
+
+    def _proposals(self, inbox: tuple) -> tuple[np.ndarray, bool]:
+        """(3, K, T) from the DSOs' ReserveProposals, in feeder order, and whether all are certified."""
         by_sender = {m.sender: m for m in inbox if isinstance(m, ReserveProposal)}
         missing = [d for d in self.data.base.feeder_names if d not in by_sender]
         if missing:
@@ -363,14 +369,14 @@ class TSORobustAgent:
                 if v.shape != (T,):
                     raise ValueError(f"TSO {self.name!r}: ReserveProposal from {dso!r} has {field} of shape {v.shape}; expected ({T},)")
                 out[i, k] = v
-        return out
+        return out, all(by_sender[d].certified for d in self.data.base.feeder_names)
 
     def _updates(self) -> list[ReserveUpdate]:
         z, lam, rho = self.z, self.lam_dso, np.broadcast_to(self.rho, self.z.shape)
         return [
             ReserveUpdate(
                 self.name, dso, self.iteration, z[0, k], z[1, k], z[2, k], lam[0, k], lam[1, k], lam[2, k],
-                float(np.max(rho)), rho[:, k],
+                float(np.max(rho)), rho[:, k], self.certify_requested,
             )
             for k, dso in enumerate(self.data.base.feeder_names)
         ]
@@ -454,8 +460,10 @@ class TSORobustAgent:
         at the ADMM's stopping point the copies still differ by up to the primal tolerance, and
         where the boundary price is near VOLL that difference is worth hundreds of dollars. The
         scale is the TSO's own cost (first stage + worst-case expected recourse eta) at its last
-        master solve."""
-        return consensus_round(self, self._stack(inbox), float(self.problem.cost.value))
+        master solve. The run ends only on a round of certified proposals (the DSOs certify when
+        the updates ask them to: ``certify_requested``)."""
+        x_dso, certified = self._proposals(inbox)
+        return consensus_round(self, x_dso, float(self.problem.cost.value), certified)
 
     def report_cost(self, inbox: tuple = ()) -> list:
         """[RobustCostReport, LineLoadingReport, BoundaryPlanReport] at the current plan.

@@ -55,6 +55,7 @@ class IterationRecord:
     wall_s: float
     disagreement_usd: float = 0.0  #: ConvergenceReport.disagreement_usd
     disagreement_tolerance_usd: float = float("inf")  #: inf: no cost criterion
+    certified: bool = True  #: ConvergenceReport.certified
 
 
 @dataclass
@@ -126,6 +127,7 @@ def admm_rounds(
             time.time() - t_round,
             report.disagreement_usd,
             report.disagreement_tolerance_usd,
+            report.certified,
         )
         history.append(record)
         if progress is not None:

@@ -209,6 +209,9 @@ class ConvergenceReport(Message):
     #: criterion; ADMMSettings.cost_tol_rel)
     disagreement_usd: float = 0.0
     disagreement_tolerance_usd: float = float("inf")
+    #: every DSO proposal of the round was certified (ReserveProposal.certified); the TSO
+    #: reports convergence only on such a round
+    certified: bool = True
 
 
 @dataclass(frozen=True)
@@ -299,12 +302,17 @@ class ReserveProposal(Message):
     ``p_mw`` is the boundary power drawn by the feeder, ``up_mw``/``dn_mw`` the boundary
     up/down reserves (up lowers the draw). The first proposal (stage 1) is the baseline,
     with zero reserves.
+
+    ``certified``: the C&CG run behind the proposal ended with the exact MILP check of the
+    worst TSO requirement (True for the baseline). The TSO ends the ADMM only on a round whose
+    proposals are all certified; it asks for such a round with :attr:`ReserveUpdate.certify`.
     """
 
     iteration: int
     p_mw: np.ndarray
     up_mw: np.ndarray
     dn_mw: np.ndarray
+    certified: bool = True
 
 
 @dataclass(frozen=True)
@@ -323,6 +331,9 @@ class ReserveUpdate(Message):
     #: (3, T) the rho of each value (power, up, down by hour); all equal to rho_usd_per_mw2h
     #: unless ADMMSettings.rho_per_value
     rho_by_value_usd_per_mw2h: np.ndarray
+    #: the TSO asks for a certified proposal (the last round met every stopping test but
+    #: some proposal was not certified); see ReserveProposal.certified
+    certify: bool = False
 
 
 @dataclass(frozen=True)

@@ -135,9 +135,7 @@ def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = N
 
     def show(rec: ADMMRound) -> None:
         if progress is not None:
-            progress(f"iter {rec.iteration:4d}  primal {rec.primal_residual_mw:10.3e} MW (tol {rec.primal_tolerance_mw:.1e})  "
-                     f"dual {rec.dual_residual_usd_per_mwh:10.3e} (tol {rec.dual_tolerance_usd_per_mwh:.1e})  "
-                     f"rho {rec.rho_usd_per_mw2h:8.3g}{_disagreement(rec)}  {rec.wall_s:6.2f} s")
+            progress(_progress_line(rec))
 
     coupled = not scn.tso.boundary_fixed
     with Runtime(PROTOCOL, _specs(scn), mode=options.mode, workers=options.workers, address=options.address,
@@ -205,10 +203,19 @@ def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = N
             {"iteration": r.iteration, "primal_mw": r.primal_residual_mw, "dual_usd_per_mwh": r.dual_residual_usd_per_mwh,
              "primal_tolerance_mw": r.primal_tolerance_mw, "dual_tolerance_usd_per_mwh": r.dual_tolerance_usd_per_mwh,
              "rho_usd_per_mw2h": r.rho_usd_per_mw2h, "wall_s": r.wall_s, "disagreement_usd": r.disagreement_usd,
-             "disagreement_tolerance_usd": _finite_or_none(r.disagreement_tolerance_usd)}
+             "disagreement_tolerance_usd": _finite_or_none(r.disagreement_tolerance_usd), "certified": r.certified}
             for r in res.history
         ],
     }
+
+
+def _progress_line(rec: ADMMRound) -> str:
+    """One ADMM iteration on the progress stream; rounds whose DSO proposals were all certified
+    (the exact MILP check ran; the run can only stop on one) end with "(certified)"."""
+    return (f"iter {rec.iteration:4d}  primal {rec.primal_residual_mw:10.3e} MW (tol {rec.primal_tolerance_mw:.1e})  "
+            f"dual {rec.dual_residual_usd_per_mwh:10.3e} (tol {rec.dual_tolerance_usd_per_mwh:.1e})  "
+            f"rho {rec.rho_usd_per_mw2h:8.3g}{_disagreement(rec)}  {rec.wall_s:6.2f} s"
+            + ("  (certified)" if rec.certified else ""))
 
 
 def _disagreement(rec: ADMMRound) -> str:

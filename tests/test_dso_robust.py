@@ -361,6 +361,29 @@ def test_milp_check_runs_only_near_the_consensus(solved, monkeypatch):
     assert len(calls) >= len(fresh.problem.scenarios_mw) and all(c is not None for c in calls)
 
 
+def test_milp_check_runs_when_the_tso_asks(solved, monkeypatch):
+    """By default (ccg.certify_within_mw = 0) the DSO runs the MILP check inside ADMM only when
+    the update asks for it (ReserveUpdate.certify), and says so in ReserveProposal.certified."""
+    import agents.dso_master as dso_master
+
+    agent, proposal, *_ = solved
+    assert agent.data.ccg.certify_within_mw == 0.0
+    fresh = DSORobustAgent(agent.data)
+    fresh.set_state(agent.get_state())
+    calls = []
+    real = dso_master.worst_requirement
+    monkeypatch.setattr(dso_master, "worst_requirement", lambda *a, **k: calls.append(k.get("above_usd")) or real(*a, **k))
+    z = np.stack([agent.last_proposal[0], agent.last_proposal[1], agent.last_proposal[2]])
+    lam = (np.zeros(T), np.full(T, -20.5), np.full(T, -5.2))
+    # at the DSO's own last proposal (distance 0 when it repeats it), not asked: ascent only
+    quiet = fresh.solve_local((ReserveUpdate("tso", "dso1", 3, *z, *lam, 15.0, np.full((3, T), 15.0)),))
+    assert not quiet.certified and not fresh.certified and calls == []
+    asked = fresh.solve_local((ReserveUpdate("tso", "dso1", 4, *z, *lam, 15.0, np.full((3, T), 15.0), True),))
+    assert asked.certified and fresh.certified and fresh.last_ccg.converged
+    assert len(calls) >= len(fresh.problem.scenarios_mw) and all(c is not None for c in calls)
+    assert proposal.certified  # the baseline (no requirement to check yet)
+
+
 def test_inexact_admm_caps_the_ccg_tolerance_by_the_distance_to_the_consensus(feeder):
     """Inside ADMM the DSO's C&CG tolerance is capped at rho/2 (f d)^2, d the distance of its
     last proposal from the consensus it was sent: with a loose relative tolerance (10 %) the

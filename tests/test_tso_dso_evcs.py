@@ -119,3 +119,8 @@ def test_progress_line_and_residual_rows_show_the_cost_criterion():
     assert robust_session._disagreement(off) == ""
     assert robust_session._finite_or_none(on.disagreement_tolerance_usd) == 33.4
     assert robust_session._finite_or_none(off.disagreement_tolerance_usd) is None
+    line = robust_session._progress_line(on)
+    assert line.startswith("iter    3  primal  1.000e-01 MW") and "disagreement     -47.2 $ (tol 33.4)" in line
+    assert line.endswith("(certified)")  # the default: every proposal certified
+    uncertified = ADMMRound(3, 0.1, 1.0, 0.2, 3.0, 30.0, 12.0, certified=False)
+    assert "certified" not in robust_session._progress_line(uncertified)

@@ -175,9 +175,11 @@ def test_solve_alone_fixes_power_and_refuses_other_cases(base):
         TSORobustAgent(make_data(base), ADMMSettings(), ball="dual").solve_alone(inbox)
 
 
-def _fake_dso_admm(base, settings: ADMMSettings, iterations: int = 60):
+def _fake_dso_admm(base, settings: ADMMSettings, iterations: int = 60, certify_when_asked: bool = False):
     """The robust TSO against two feeders whose DSOs have quadratic costs around a target.
-    Returns (agent, reports, the DSOs' last replies)."""
+    ``certify_when_asked``: the fake DSOs mark a proposal certified only when the update asks
+    (as the robust DSO does; the proposals themselves are the same). Returns (agent, reports,
+    the DSOs' last replies, every update the TSO sent)."""
     data = make_data(base)
     agent = TSORobustAgent(data, settings, ball="dual")
     T, names = data.horizon_h, data.base.feeder_names
@@ -192,21 +194,23 @@ def _fake_dso_admm(base, settings: ADMMSettings, iterations: int = 60):
             lam = np.stack([u.multiplier_p_usd_per_mwh, u.multiplier_up_usd_per_mw_h, u.multiplier_dn_usd_per_mw_h])
             x = (weight * target[:, k] - lam + u.rho_usd_per_mw2h * z) / (weight + u.rho_usd_per_mw2h)
             x[1:] = np.maximum(x[1:], 0.0)  # reserves >= 0 (separable: clipping is exact)
-            out.append(ReserveProposal(u.receiver, data.name, u.iteration, x[0], x[1], x[2]))
+            certified = u.certify or not certify_when_asked
+            out.append(ReserveProposal(u.receiver, data.name, u.iteration, x[0], x[1], x[2], certified))
         return tuple(out)
 
     baseline = tuple(ReserveProposal(d, data.name, 0, np.full(T, 3.0), np.zeros(T), np.zeros(T)) for d in names)
     updates = agent.initialize(baseline)
-    reports = []
+    reports, sent = [], [updates]
     for _ in range(iterations):
         agent.solve_local()
         replies = dso_replies(updates)
         report, *updates = agent.coordinate(replies)
         assert isinstance(report, ConvergenceReport) and all(isinstance(u, ReserveUpdate) for u in updates)
         reports.append(report)
+        sent.append(updates)
         if report.converged:
             break
-    return agent, reports, replies
+    return agent, reports, replies, sent
 
 
 #: The fake-DSO runs' settings (no cost criterion).
@@ -216,13 +220,14 @@ FAKE_PLAIN = ADMMSettings(rho_usd_per_mw2h=15.0, eps_abs=1e-2, eps_rel=1e-3)
 @pytest.fixture(scope="module")
 def plain_fake_run(base):
     """(agent, reports, last replies, the TSO's own cost at the stop) of one run with FAKE_PLAIN."""
-    agent, reports, replies = _fake_dso_admm(base, FAKE_PLAIN)
-    return agent, reports, replies, float(agent.problem.cost.value)
+    agent, reports, replies, sent = _fake_dso_admm(base, FAKE_PLAIN)
+    return agent, reports, replies, float(agent.problem.cost.value), sent
 
 
 def test_admm_with_fake_dsos_converges(plain_fake_run):
     """Two feeders whose DSOs have quadratic costs around a target: residuals shrink to tolerance."""
-    agent, reports, replies, _ = plain_fake_run
+    agent, reports, replies, _, sent = plain_fake_run
+    assert not any(u.certify for updates in sent for u in updates)  # certified proposals: never asked
     report, primal = reports[-1], [r.primal_residual_mw for r in reports]
     assert report.converged, f"ADMM did not converge: primal residuals {primal[-5:]}"
     assert primal[-1] < primal[0]
@@ -242,11 +247,11 @@ def test_the_cost_criterion_holds_rho_and_runs_on_until_the_disagreement_is_smal
     """ADMMSettings.cost_tol_rel: with a tolerance below the disagreement left at the residual
     stop, the run goes on past it with rho fixed, and stops with |D| <= cost_tol_rel |f^T|."""
     plain = FAKE_PLAIN
-    _, reports, _, own_cost = plain_fake_run
+    _, reports, _, own_cost, _ = plain_fake_run
     first_stop = reports[-1]
     assert first_stop.converged
     cost_tol_rel = 0.1 * abs(first_stop.disagreement_usd) / abs(own_cost)  # 10 times below what was left
-    agent, reports, _ = _fake_dso_admm(base, dataclasses.replace(plain, cost_tol_rel=cost_tol_rel), iterations=120)
+    agent, reports, _, _ = _fake_dso_admm(base, dataclasses.replace(plain, cost_tol_rel=cost_tol_rel), iterations=120)
     met = [r.primal_residual_mw <= r.primal_tolerance_mw and r.dual_residual_usd_per_mwh <= r.dual_tolerance_usd_per_mwh
            for r in reports]
     first_met = met.index(True)
@@ -264,6 +269,24 @@ def test_the_cost_criterion_holds_rho_and_runs_on_until_the_disagreement_is_smal
     assert any(q > plain.mu or q < 1 / plain.mu for q in ratios)
     with pytest.raises(ValueError, match="cost_tol_rel"):
         dataclasses.replace(plain, cost_tol_rel=-0.1).validate()
+
+
+def test_the_run_ends_only_on_a_round_of_certified_proposals(base, plain_fake_run):
+    """DSOs that certify only when asked: the round that meets every test with uncertified
+    proposals does not end the run; the TSO asks (ReserveUpdate.certify) and stops on the next
+    round, whose proposals are certified."""
+    _, plain_reports, _, _, _ = plain_fake_run
+    agent, reports, _, sent = _fake_dso_admm(base, FAKE_PLAIN, certify_when_asked=True)
+    stop = len(plain_reports)  # the plain run stopped at this iteration
+    assert [r.converged for r in reports[: stop - 1]] == [False] * (stop - 1)
+    asked = reports[stop - 1]  # the same round as the plain stop: every test met, not certified
+    assert not asked.certified and not asked.converged
+    assert asked.primal_residual_mw == pytest.approx(plain_reports[-1].primal_residual_mw)
+    assert [any(u.certify for u in updates) for updates in sent[:stop]] == [False] * stop
+    assert all(u.certify for u in sent[stop])  # the updates after that round ask for certification
+    last = reports[-1]
+    assert last.converged and last.certified and last.iteration == stop + 1
+    assert not agent.certify_requested
 
 
 def test_bad_input_is_refused_naming_the_field(base):
