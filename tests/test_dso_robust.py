@@ -373,9 +373,9 @@ def test_milp_check_runs_when_the_tso_asks(solved, monkeypatch):
     calls = []
     real = dso_master.worst_requirement
     monkeypatch.setattr(dso_master, "worst_requirement", lambda *a, **k: calls.append(k.get("above_usd")) or real(*a, **k))
-    z = np.stack([agent.last_proposal[0], agent.last_proposal[1], agent.last_proposal[2]])
+    z = agent.last_proposal.copy()
     lam = (np.zeros(T), np.full(T, -20.5), np.full(T, -5.2))
-    # at the DSO's own last proposal (distance 0 when it repeats it), not asked: ascent only
+    # consensus at the DSO's own last proposal, not asked: with certify_within_mw = 0, ascent only
     quiet = fresh.solve_local((ReserveUpdate("tso", "dso1", 3, *z, *lam, 15.0, np.full((3, T), 15.0)),))
     assert not quiet.certified and not fresh.certified and calls == []
     asked = fresh.solve_local((ReserveUpdate("tso", "dso1", 4, *z, *lam, 15.0, np.full((3, T), 15.0), True),))

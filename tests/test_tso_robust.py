@@ -219,7 +219,7 @@ FAKE_PLAIN = ADMMSettings(rho_usd_per_mw2h=15.0, eps_abs=1e-2, eps_rel=1e-3)
 
 @pytest.fixture(scope="module")
 def plain_fake_run(base):
-    """(agent, reports, last replies, the TSO's own cost at the stop) of one run with FAKE_PLAIN."""
+    """(agent, reports, last replies, the TSO's own cost at the stop, every update sent) of one run with FAKE_PLAIN."""
     agent, reports, replies, sent = _fake_dso_admm(base, FAKE_PLAIN)
     return agent, reports, replies, float(agent.problem.cost.value), sent
 
