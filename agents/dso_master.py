@@ -58,7 +58,7 @@ import scipy.sparse as sp
 from agents.ccg import CutReport, fill_slot
 from agents.dso_inputs import boundary_baseline_mw, declarations_from_messages, validate_dso_robust_data
 from agents.dso_recourse import Declarations, DSOInfeasibleError, aggregate_recourse, build_recourse
-from agents.requirement_milp import RecourseInfeasibleError, ascend_requirement, solve_recourse, worst_requirement
+from agents.requirement_milp import RecourseInfeasibleError, RecourseSolver, ascend_requirement, worst_requirement
 from agents.robust_data import DSORobustData
 from agents.wasserstein import ball_constraints, scenario_distances_mw, worst_case_distribution
 from coordination.evcs_messages import DeclaredCapacity
@@ -77,6 +77,9 @@ PROX_FLOOR_MW = 0.01
 AGGREGATE_SLOTS = 8
 #: Requirement patterns remembered per scenario as starts of the ascent heuristic.
 PATTERN_MEMORY = 4
+#: Dual cuts per violated scenario and separation beyond the worst pattern's, from the other
+#: patterns the ascent evaluated above the estimate (more cuts per master solve, fewer rounds).
+EXTRA_BENDERS_CUTS = 3
 #: Two patterns / distributions closer than this are the same cut.
 SAME_CUT_TOL = 1e-9
 
@@ -157,6 +160,8 @@ class DSOProblem:
         self.a_dn = [[cp.Parameter(T, name=f"a_dn_{j}_{m}", value=np.zeros(T)) for m in range(M)] for j in range(K)]
         self.req_used = [0] * K
         self.found: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(K)]  #: patterns met, newest first
+        #: one warm-started recourse LP per wind scenario (the ascent's LPs, the plain LP, the outcome)
+        self.lp_solvers = [RecourseSolver(rec.lp) for _ in range(K)]
         # dual (Benders) cuts per scenario: theta_j >= alpha + beta @ xvec (unused: 0 >= 0, Q_j >= 0)
         xvec = cp.hstack([p, up, dn, share_up, share_dn])
         nx = xvec.size
@@ -220,6 +225,7 @@ class DSOProblem:
         self.extra_cost: cp.Expression | None = None  #: terms the agent adds to the objective (ADMM's)
         self.stabilizer = 0.5 * cp.sum_squares(cp.multiply(np.sqrt(self.prox_weight), shares)) + self.prox_linear @ shares
         self.cuts_added = 0
+        self.extra_cuts = EXTRA_BENDERS_CUTS
         self.certify = True  #: run the exact MILP check when the ascent finds nothing (else trust the ascent)
         self.tol_cap_usd = float("inf")  #: the agent's cap on the C&CG tolerance (inexact ADMM), $
 
@@ -237,7 +243,8 @@ class DSOProblem:
     def _worst(self, x: dict, j: int, budget: int):
         r_ub, r_eq0 = self.recourse.rhs(x, self.scenarios_mw[j])
         try:
-            return worst_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget), r_ub, r_eq0
+            return (worst_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget,
+                                      solver=self.lp_solvers[j]), r_ub, r_eq0)
         except RecourseInfeasibleError as exc:
             raise DSOInfeasibleError(
                 self.name, None,
@@ -318,7 +325,8 @@ class DSOProblem:
     def _ascend(self, x: dict, j: int, budget: int):
         r_ub, r_eq0 = self.recourse.rhs(x, self.scenarios_mw[j])
         try:
-            return ascend_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget, self.found[j])
+            return ascend_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget, self.found[j],
+                                      solver=self.lp_solvers[j])
         except RecourseInfeasibleError:
             return self._worst(x, j, budget)[0]  # the MILP names the cause
 
@@ -378,6 +386,8 @@ class DSOProblem:
             if Q[j] > theta[j] + tol:
                 self._write_benders(j, w, self.scenarios_mw[j])
                 added += 1
+                for alt in [o for o in w.others if o.value_usd + consts[j] > theta[j] + tol][:self.extra_cuts]:
+                    self._write_benders(j, alt, self.scenarios_mw[j])
                 if self.requirements_possible and w.milp:
                     self._remember(j, w)
                     self._write_aggregate(j, w.a_up, w.a_dn)
@@ -414,10 +424,10 @@ class DSOProblem:
         for j, xi in enumerate(self.scenarios_mw):
             w_plan, r_ub, r_eq0 = self._worst(x, j, plan_budget)
             Q[j] = w_plan.value_usd + rec.cost_constant_usd(xi)
-            sol0 = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, np.zeros(T)))
+            sol0 = self.lp_solvers[j].solve(r_ub, lp.r_eq(r_eq0, np.zeros(T)))
             curt0[j], shed0[j] = rec.curtailment_mwh(sol0.y, xi), rec.shedding_mwh(sol0.y)
             w_eval = w_plan if eval_budget == plan_budget else self._worst(x, j, eval_budget)[0]
-            solw = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, w_eval.f_mw))
+            solw = self.lp_solvers[j].solve(r_ub, lp.r_eq(r_eq0, w_eval.f_mw))
             curt_w[j], shed_w[j], viol_w[j] = rec.curtailment_mwh(solw.y, xi), rec.shedding_mwh(solw.y), rec.violation_mwh(solw.y)
         _, sup = self.worst_expectation(Q)
         return {

@@ -126,6 +126,9 @@ class WorstRequirement:
     dual_ub: np.ndarray  #: a dual solution (lam, mu) of the recourse LP at the worst pattern:
     dual_eq: np.ndarray  #: ``-r_ub(x) @ lam + r_eq(x, f) @ mu`` bounds Q(x, pattern) below for every x
     lp_solves: int = 1  #: recourse LPs solved (ascent) or 1 (MILP / plain LP)
+    #: ascent only: the other patterns it evaluated, best first (members of the set, so each
+    #: dual gives a valid cut as well)
+    others: tuple = ()
 
 
 def requirement_from_pattern(a_up: np.ndarray, a_dn: np.ndarray, up_mw: np.ndarray, dn_mw: np.ndarray) -> np.ndarray:
@@ -144,6 +147,58 @@ def solve_recourse(lp: RecourseLP, r_ub: np.ndarray, r_eq: np.ndarray) -> Recour
     lam = np.clip(-np.asarray(res.ineqlin.marginals), 0.0, None) if lp.a_ub.shape[0] else np.zeros(0)
     mu = np.asarray(res.eqlin.marginals) if lp.a_eq.shape[0] else np.zeros(0)
     return RecourseSolution(float(res.fun), np.asarray(res.x), lam, mu)
+
+
+class RecourseSolver:
+    """One recourse LP kept in a HiGHS instance and re-solved for new right-hand sides.
+
+    The matrix and the costs of a :class:`RecourseLP` never change; C&CG re-solves it for new
+    first stages and requirements, which move only the right-hand side. HiGHS then starts the
+    dual simplex from the last optimal basis: on a T30D2 feeder (about 5,100 rows and 4,300
+    columns) a re-solve takes about 6 ms against 27 ms for a cold :func:`linprog`, with the
+    same optimum within 1e-4 $. :meth:`solve` returns what :func:`solve_recourse` returns and
+    falls back to it (a cold solve, which also names an infeasibility) whenever the warm
+    solve does not end optimal.
+    """
+
+    def __init__(self, lp: RecourseLP):
+        self.lp = lp
+        self.m_ub = lp.a_ub.shape[0]
+        A = sp.vstack([lp.a_ub, lp.a_eq], format="csc")
+        inf = highspy.kHighsInf
+        model = highspy.HighsLp()
+        model.num_col_, model.num_row_ = A.shape[1], A.shape[0]
+        model.col_cost_ = np.asarray(lp.cost, dtype=float)
+        model.col_lower_ = np.where(lp.nonneg, 0.0, -inf)
+        model.col_upper_ = np.full(A.shape[1], inf)
+        model.row_lower_ = np.zeros(A.shape[0])
+        model.row_upper_ = np.zeros(A.shape[0])
+        model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        model.a_matrix_.start_ = A.indptr
+        model.a_matrix_.index_ = A.indices
+        model.a_matrix_.value_ = A.data
+        self.highs = highspy.Highs()
+        self.highs.setOptionValue("output_flag", False)
+        self.highs.passModel(model)
+        self._rows = np.arange(A.shape[0], dtype=np.int32)
+        self._lower_ub = np.full(self.m_ub, -inf)
+        self.solves = 0  #: warm solves that ended optimal
+
+    def solve(self, r_ub: np.ndarray, r_eq: np.ndarray) -> RecourseSolution:
+        h = self.highs
+        r_ub, r_eq = np.asarray(r_ub, dtype=float), np.asarray(r_eq, dtype=float)
+        h.changeRowsBounds(self._rows.size, self._rows, np.r_[self._lower_ub, r_eq], np.r_[r_ub, r_eq])
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            h.clearSolver()  # start the next solve cold
+            return solve_recourse(self.lp, r_ub, r_eq)
+        self.solves += 1
+        sol = h.getSolution()
+        dual = np.asarray(sol.row_dual, dtype=float)
+        return RecourseSolution(
+            float(h.getInfo().objective_function_value), np.asarray(sol.col_value, dtype=float),
+            np.clip(-dual[: self.m_ub], 0.0, None), dual[self.m_ub:],
+        )
 
 
 def _dual_matrix(lp: RecourseLP) -> sp.csr_matrix:
@@ -190,6 +245,7 @@ def worst_requirement(
     mip_rel_gap: float = MIP_REL_GAP,
     time_limit_s: float = MIP_TIME_LIMIT_S,
     above_usd: float | None = None,
+    solver: RecourseSolver | None = None,
 ) -> WorstRequirement | None:
     """``max`` over budgeted binary patterns of the recourse LP value (the dual MILP, HiGHS).
 
@@ -200,14 +256,15 @@ def worst_requirement(
     is ``theta_j + tol`` violated?). HiGHS stops at the first such pattern and returns it;
     ``None`` means it found none, proven (the branch and bound ran out) or within
     ``time_limit_s`` (then only as good as that search). Without ``above_usd`` the MILP
-    is solved to ``mip_rel_gap`` or the time limit, whichever comes first.
+    is solved to ``mip_rel_gap`` or the time limit, whichever comes first. ``solver``: a
+    :class:`RecourseSolver` of ``lp`` for the plain LP (else a cold solve).
     """
     T = lp.horizon_h
     up, dn = _band(T, up_mw, dn_mw, "worst_requirement")
     free_up, free_dn = up > BAND_ZERO_MW, dn > BAND_ZERO_MW
     zero = np.zeros(T)
     if budget_h <= 0 or not (free_up.any() or free_dn.any()):
-        sol = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, zero))
+        sol = _solver_of(lp, solver)(r_ub, lp.r_eq(r_eq0, zero))
         return WorstRequirement(sol.value_usd, zero, zero.copy(), zero.copy(), False, sol.dual_ub, sol.dual_eq)
 
     m_ub, m_eq = lp.a_ub.shape[0], lp.a_eq.shape[0]
@@ -327,6 +384,15 @@ def _run_highs(c, A, lower, upper, var_lo, var_hi, integrality, mip_rel_gap, tim
     return status, (np.array(h.getSolution().col_value) if has_x else None)
 
 
+def _solver_of(lp: RecourseLP, solver: RecourseSolver | None):
+    """``solve(r_ub, r_eq)`` for ``lp``: the warm ``solver`` if given (it must hold ``lp``), else cold."""
+    if solver is None:
+        return lambda r_ub, r_eq: solve_recourse(lp, r_ub, r_eq)
+    if solver.lp is not lp:
+        raise ValueError("RecourseSolver holds another RecourseLP; build one per LP")
+    return solver.solve
+
+
 def _best_pattern(gain_up: np.ndarray, gain_dn: np.ndarray, budget_h: int) -> tuple[np.ndarray, np.ndarray]:
     """The pattern maximizing a linear gain: the ``budget_h`` hours of largest positive gain,
     each at its better edge (the linear program over the budgeted set has a 0/1 optimum)."""
@@ -350,6 +416,7 @@ def ascend_requirement(
     budget_h: int,
     starts: list[tuple[np.ndarray, np.ndarray]] = (),
     steps: int = ASCENT_STEPS,
+    solver: RecourseSolver | None = None,
 ) -> WorstRequirement:
     """A fast lower estimate of :func:`worst_requirement`: linearization ascent over patterns.
 
@@ -362,6 +429,7 @@ def ascend_requirement(
     every hour at its down edge), which see the cliffs where the band exceeds the
     flexibility. The result is a member of the set (a valid C&CG cut) but not necessarily the
     worst one: the C&CG uses it to add cuts cheaply and leaves the exact check to the MILP.
+    ``solver``: a :class:`RecourseSolver` of ``lp`` for the LPs (else cold solves).
     """
     T = lp.horizon_h
     up, dn = _band(T, up_mw, dn_mw, "ascend_requirement")
@@ -369,11 +437,15 @@ def ascend_requirement(
     dn[dn <= BAND_ZERO_MW] = 0.0
     coef, rows = float(lp.requirement_coef), np.asarray(lp.requirement_rows, dtype=int)
     seen: dict[bytes, RecourseSolution] = {}
+    solve = _solver_of(lp, solver)
+
+    patterns: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
     def evaluate(a_up: np.ndarray, a_dn: np.ndarray) -> tuple[bytes, RecourseSolution]:
         key = np.r_[a_up, a_dn].astype(np.int8).tobytes()
         if key not in seen:
-            seen[key] = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, requirement_from_pattern(a_up, a_dn, up, dn)))
+            seen[key] = solve(r_ub, lp.r_eq(r_eq0, requirement_from_pattern(a_up, a_dn, up, dn)))
+            patterns[key] = (np.asarray(a_up, dtype=float), np.asarray(a_dn, dtype=float))
         return key, seen[key]
 
     def step(sol: RecourseSolution) -> tuple[np.ndarray, np.ndarray]:
@@ -381,16 +453,16 @@ def ascend_requirement(
         return _best_pattern(g * up, -g * dn, budget_h)
 
     zero = np.zeros(T)
-    _, sol0 = evaluate(zero, zero)
+    zero_key, sol0 = evaluate(zero, zero)
     # the slopes at f = 0 miss cliffs (violation only starts where the band exceeds the
     # flexibility), so two stressed points are linearized too: every hour at its up edge,
     # every hour at its down edge (each outside the budget, only a source of slopes)
-    g_up = coef * solve_recourse(lp, r_ub, lp.r_eq(r_eq0, up)).dual_eq[rows] * up
-    g_dn = -coef * solve_recourse(lp, r_ub, lp.r_eq(r_eq0, -dn)).dual_eq[rows] * dn
+    g_up = coef * solve(r_ub, lp.r_eq(r_eq0, up)).dual_eq[rows] * up
+    g_dn = -coef * solve(r_ub, lp.r_eq(r_eq0, -dn)).dual_eq[rows] * dn
     candidates = [step(sol0), _best_pattern(g_up, g_dn, budget_h), _best_pattern(g_up, np.zeros(T), budget_h),
                   _best_pattern(np.zeros(T), g_dn, budget_h)]
     candidates += [(np.asarray(a, float) * (up > 0), np.asarray(b, float) * (dn > 0)) for a, b in starts]
-    best_key, best_pat, best_sol = None, (zero, zero), sol0
+    best_key, best_pat, best_sol = zero_key, (zero, zero), sol0
     for a_up, a_dn in candidates:
         key, sol = evaluate(a_up, a_dn)
         if sol.value_usd > best_sol.value_usd:
@@ -401,9 +473,14 @@ def ascend_requirement(
         key, nsol = evaluate(*nxt)
         if nsol.value_usd <= sol.value_usd + 1e-9:
             break
-        pattern, sol = nxt, nsol
+        pattern, sol, best_key = nxt, nsol, key
+    others = tuple(
+        WorstRequirement(s.value_usd, a, b, requirement_from_pattern(a, b, up, dn), True, s.dual_ub, s.dual_eq)
+        for k, s in sorted(seen.items(), key=lambda kv: -kv[1].value_usd) if k != best_key
+        for a, b in (patterns[k],)
+    )
     a_up, a_dn = pattern
     return WorstRequirement(
         sol.value_usd, a_up.copy(), a_dn.copy(), requirement_from_pattern(a_up, a_dn, up, dn), True,
-        sol.dual_ub, sol.dual_eq, len(seen),
+        sol.dual_ub, sol.dual_eq, len(seen), others,
     )

@@ -18,7 +18,9 @@ from agents.dso_recourse import DSOInfeasibleError, aggregate_recourse, build_re
 from agents.dso_robust import DSORobustAgent, build_dso_problem, declarations_from_messages
 from agents.evcs import EVCSAgent
 from agents.requirement_milp import (
+    RecourseInfeasibleError,
     RecourseLP,
+    RecourseSolver,
     ascend_requirement,
     dual_value,
     requirement_from_pattern,
@@ -169,6 +171,54 @@ def test_ascent_heuristic_is_a_member_of_the_set_and_at_most_the_milp():
     heur = ascend_requirement(lp, r_ub, r_eq0, up, dn, 2, starts=[(exact.a_up, exact.a_dn)])
     assert heur.value_usd == pytest.approx(exact.value_usd, rel=1e-9)
     assert heur.value_usd >= zero_value
+
+
+def test_ascent_reports_the_other_patterns_it_evaluated_with_their_true_values():
+    """``WorstRequirement.others``: every other budgeted pattern the ascent solved, best first,
+    each with its true LP value and an optimal dual (so each is a valid cut too)."""
+    lp, r_ub, r_eq0 = tiny_lp()
+    up, dn = np.array([0.8, 0.5, 1.2, 0.3]), np.array([0.6, 1.0, 0.4, 0.9])
+    heur = ascend_requirement(lp, r_ub, r_eq0, up, dn, 2)
+    assert len(heur.others) == heur.lp_solves - 1 >= 2
+    values = [o.value_usd for o in heur.others]
+    assert values == sorted(values, reverse=True) and max(values) <= heur.value_usd + 1e-12
+    keys = {np.r_[o.a_up, o.a_dn].tobytes() for o in heur.others}
+    assert len(keys) == len(heur.others) and np.r_[heur.a_up, heur.a_dn].tobytes() not in keys
+    for o in heur.others:
+        assert o.a_up.sum() + o.a_dn.sum() <= 2 and np.all(o.a_up + o.a_dn <= 1)
+        r_eq = lp.r_eq(r_eq0, o.f_mw)
+        assert o.value_usd == pytest.approx(solve_recourse(lp, r_ub, r_eq).value_usd, rel=1e-9, abs=1e-9)
+        assert -r_ub @ o.dual_ub + r_eq @ o.dual_eq == pytest.approx(o.value_usd, rel=1e-7, abs=1e-7)
+
+
+def test_warm_recourse_solver_matches_cold_solves_and_names_an_infeasible_lp():
+    """RecourseSolver re-solves one LP for new right-hand sides from its last basis: the same
+    optimum and optimal duals as a cold linprog; an infeasible right-hand side raises as the
+    cold solve does, and the next solve is right again."""
+    lp, r_ub, r_eq0 = tiny_lp()
+    warm = RecourseSolver(lp)
+    rng = np.random.default_rng(7)
+    for _ in range(12):
+        r_ub_s = r_ub * rng.uniform(0.5, 1.5, r_ub.size)
+        r_eq = lp.r_eq(r_eq0, rng.uniform(-1.0, 1.0, 4))
+        cold, hot = solve_recourse(lp, r_ub_s, r_eq), warm.solve(r_ub_s, r_eq)
+        assert hot.value_usd == pytest.approx(cold.value_usd, rel=1e-9, abs=1e-9)
+        assert np.all(hot.dual_ub >= 0)
+        assert -r_ub_s @ hot.dual_ub + r_eq @ hot.dual_eq == pytest.approx(cold.value_usd, rel=1e-9, abs=1e-9)
+        assert np.all(lp.a_ub @ hot.y <= r_ub_s + 1e-7) and np.allclose(lp.a_eq @ hot.y, r_eq, atol=1e-7)
+    assert warm.solves == 12
+    bad = r_ub.copy()
+    bad[:4] = -1.0  # g <= -1 with g >= 0
+    with pytest.raises(RecourseInfeasibleError):
+        warm.solve(bad, lp.r_eq(r_eq0, np.zeros(4)))
+    r_eq = lp.r_eq(r_eq0, np.zeros(4))
+    assert warm.solve(r_ub, r_eq).value_usd == pytest.approx(solve_recourse(lp, r_ub, r_eq).value_usd, rel=1e-9)
+    # the ascent gives the same answer with the warm solver; a solver of another LP is refused
+    up, dn = np.array([0.8, 0.5, 1.2, 0.3]), np.array([0.6, 1.0, 0.4, 0.9])
+    a, b = ascend_requirement(lp, r_ub, r_eq0, up, dn, 2), ascend_requirement(lp, r_ub, r_eq0, up, dn, 2, solver=warm)
+    assert b.value_usd == pytest.approx(a.value_usd, rel=1e-9) and np.array_equal(a.a_up, b.a_up)
+    with pytest.raises(ValueError, match="another RecourseLP"):
+        ascend_requirement(tiny_lp(seed=4)[0], r_ub, r_eq0, up, dn, 2, solver=warm)
 
 
 # --- the DSO recourse ----------------------------------------------------------------------
@@ -331,6 +381,31 @@ def test_cuts_are_reused_and_the_model_is_built_once(solved):
     np.testing.assert_allclose(fresh.problem.dist_slots.value, agent.problem.dist_slots.value)
     np.testing.assert_allclose(fresh.problem.cut_alpha[0].value, agent.problem.cut_alpha[0].value)
     assert fresh.problem.req_used == agent.problem.req_used
+
+
+def test_extra_dual_cuts_from_the_ascent_change_the_path_not_the_answer(feeder):
+    """A violated scenario also gets cuts from the other patterns the ascent found above its
+    estimate (EXTRA_BENDERS_CUTS): the same first separation writes more cuts, and the C&CG
+    run ends at the same objective."""
+    from agents.ccg import solve_with_cuts
+
+    data, base, decl = make_data(feeder)
+    runs = {}
+    for extra in (0, 3):
+        agent, proposal = ready_agent(data, base, decl)
+        agent.problem.extra_cuts = extra
+        agent.linear["up_mw"].value, agent.linear["dn_mw"].value = np.full(T, -20.0), np.full(T, -5.0)
+        agent.problem.certify = True
+        agent.model.solve()
+        report = agent.problem.separate()
+        written = sum(agent.problem.cut_used)
+        run = solve_with_cuts(agent.model, [agent.problem], data.ccg.max_iterations)
+        runs[extra] = (report.added, written, run.converged, float(agent.model.problem.value))
+    assert runs[0][0] == runs[3][0] > 0  # the same scenarios were violated ...
+    assert runs[3][1] > runs[0][1]  # ... and they got more cuts
+    assert runs[0][2] and runs[3][2]
+    tol = max(data.ccg.tol_abs_usd, data.ccg.tol_rel * abs(runs[0][3]))
+    assert runs[3][3] == pytest.approx(runs[0][3], abs=2 * tol)
 
 
 def test_milp_check_runs_only_near_the_consensus(solved, monkeypatch):
