@@ -357,9 +357,16 @@ class DSOProblem:
         budget = self.data.uncertainty.requirement_budget_h if self.data.flexibility == "both" else 0
         K = len(self.scenarios_mw)
         consts = np.array([self.recourse.cost_constant_usd(xi) for xi in self.scenarios_mw])
+        # the value each scenario's worst case may reach before the run must go on: theta_j + tol
+        # (then sup(Q) <= sup(theta) + tol <= eta + tol); under "ro" only the largest counts
+        # (eta >= theta_j for every j), so Q_j <= eta + tol is enough, and a scenario below eta
+        # neither keeps the run going nor sends the MILP looking for patterns that cannot matter
+        bar = theta + tol
+        if self.data.uncertainty.wind_model == "ro":
+            bar = np.maximum(bar, eta + tol)
 
         def violated(ws) -> bool:
-            return any(w.value_usd + consts[j] > theta[j] + tol for j, w in enumerate(ws))
+            return any(w.value_usd + consts[j] > bar[j] for j, w in enumerate(ws))
 
         if self.requirements_possible:  # cheap ascent first; the exact MILPs only to certify
             worst, exact = [self._ascend(x, j, budget) for j in range(K)], False
@@ -381,14 +388,14 @@ class DSOProblem:
                 self.last_added = (0, 0)
                 return CutReport(0, eta, sup, inner_solves=solves, outer_solves=1, moved=True)
             if not exact and self.certify:  # a MILP per scenario asks for a pattern above theta_j + tol
-                worst = [self._certify(x, j, budget, theta[j] + tol - consts[j]) or w for j, w in enumerate(worst)]
+                worst = [self._certify(x, j, budget, bar[j] - consts[j]) or w for j, w in enumerate(worst)]
                 solves += K
         Q = np.array([w.value_usd for w in worst]) + consts
         added = 0
         for j, w in enumerate(worst):
-            if Q[j] > theta[j] + tol:
+            if Q[j] > theta[j] + tol:  # a valid cut either way; it counts only above the bar
                 self._write_benders(j, w, self.scenarios_mw[j])
-                added += 1
+                added += int(Q[j] > bar[j])
                 for alt in [o for o in w.others if o.value_usd + consts[j] > theta[j] + tol][:self.extra_cuts]:
                     self._write_benders(j, alt, self.scenarios_mw[j])
                 if self.requirements_possible and w.milp:

@@ -155,8 +155,9 @@ class DSORobustAgent:
         if not self.problem.certify and np.abs(self._proposal() - consensus).max() <= self.data.ccg.certify_within_mw:
             self.problem.certify = True
             run = run.then(solve_with_cuts(self.model, [self.problem], self.data.ccg.max_iterations))
-        # without a possible requirement (budget 0 or no band) the inner loop is exact anyway
-        self.certified = self.problem.certify or not self.problem.requirements_possible
+        # without a possible requirement (budget 0 or no band) the inner loop is exact anyway; a
+        # run that stopped at ccg.max_iterations certifies nothing
+        self.certified = (self.problem.certify or not self.problem.requirements_possible) and run.converged
         self.solve_s = time.perf_counter() - t0
         self.last_ccg = run
         for k in ("master_solves", "inner_solves", "outer_solves", "cuts_added"):

@@ -408,6 +408,48 @@ def test_extra_dual_cuts_from_the_ascent_change_the_path_not_the_answer(feeder):
     assert runs[3][3] == pytest.approx(runs[0][3], abs=2 * tol)
 
 
+def test_a_run_that_stops_at_the_iteration_limit_certifies_nothing(feeder):
+    """Asked to certify, a C&CG run cut short by ccg.max_iterations does not say certified
+    (the TSO would otherwise stop on an unfinished proposal)."""
+    data, base, decl = make_data(feeder)
+    short = dataclasses.replace(data, ccg=dataclasses.replace(data.ccg, max_iterations=1))
+    agent, proposal = ready_agent(short, base, decl)
+    update = dataclasses.replace(reserve_update(proposal.p_mw, 1), certify=True)
+    out = agent.solve_local((update,))
+    assert agent.last_ccg.master_solves == 1 and not agent.last_ccg.converged
+    assert not out.certified and not agent.certified
+
+
+def test_under_ro_only_scenarios_above_eta_keep_the_run_going(feeder):
+    """Robust wind ("ro"): eta >= theta_j for every j, so a scenario whose worst case stays
+    below eta + tol is not a reason to go on (its cut is still written); under "dro" the same
+    scenario is."""
+    plain, _, _ = make_data(feeder)
+    # the three scenarios at 1, 2 and 3 times their wind, so that their worst cases differ
+    scaled = np.array([1.0, 2.0, 3.0])[:, None, None] * plain.wind_scenarios_mw
+    data, base, decl = make_data(feeder, uncertainty=UncertaintySettings("ro", 1.0, 2), wind_scenarios_mw=scaled)
+    agent, proposal = ready_agent(data, base, decl)
+    agent.solve_local((dataclasses.replace(reserve_update(proposal.p_mw, 1), certify=True),))
+    pb = agent.problem
+    assert agent.last_ccg.converged and agent.certified
+    tol = max(data.ccg.tol_abs_usd, data.ccg.tol_rel * abs(float(pb.cost.value)))
+    Q, _ = pb.exact_worst()
+    eta = float(pb.eta.value)
+    assert Q.max() <= eta + tol + 1e-6  # converged: the worst scenario is within tol of eta
+    j = int(np.argmin(Q))
+    assert Q[j] > 1.0 and Q[j] < eta - 1.0  # a scenario well below the worst
+    theta = np.array(pb.theta.value)
+    for model, violated in (("ro", False), ("dro", True)):
+        pb.data = dataclasses.replace(data, uncertainty=dataclasses.replace(data.uncertainty, wind_model=model))
+        low = theta.copy()
+        low[j] = 0.0  # as if scenario j had no cut yet
+        pb.theta.value = low
+        before = pb.cut_used[j]
+        report = pb.separate()
+        assert (report.added > 0) == violated, model
+        assert pb.cut_used[j] > before or pb.cut_used[j] == len(pb.cut_alpha[j].value)  # the cut is written
+
+
 def test_milp_check_runs_only_near_the_consensus(solved, monkeypatch):
     """Inside ADMM the exact MILP check of the inner loop runs only once the DSO's proposal is
     within ccg.certify_within_mw of the consensus it was sent (so the proposal that ends the
