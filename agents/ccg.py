@@ -35,7 +35,7 @@ from agents.solver import CompiledModel
 class CutReport:
     """What one separation found at the master's current first stage."""
 
-    added: int  #: cuts written into the master (0: the estimate is exact within tolerance)
+    added: int  #: cuts that keep the run going (0: the estimate is exact within tolerance where it matters; a DSO under robust wind may still write cuts below its bar, agents/dso_master.py)
     master_estimate_usd: float  #: eta (the master's estimate of the worst-case expected recourse)
     worst_case_usd: float  #: the true worst-case expected recourse at this first stage
     inner_solves: int = 0  #: inner-loop subproblems solved (DSO: requirement MILPs)

@@ -436,17 +436,15 @@ def ascend_requirement(
     up[up <= BAND_ZERO_MW] = 0.0
     dn[dn <= BAND_ZERO_MW] = 0.0
     coef, rows = float(lp.requirement_coef), np.asarray(lp.requirement_rows, dtype=int)
-    seen: dict[bytes, RecourseSolution] = {}
     solve = _solver_of(lp, solver)
-
-    patterns: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+    seen: dict[bytes, tuple[np.ndarray, np.ndarray, RecourseSolution]] = {}  #: pattern key -> (a_up, a_dn, LP)
 
     def evaluate(a_up: np.ndarray, a_dn: np.ndarray) -> tuple[bytes, RecourseSolution]:
         key = np.r_[a_up, a_dn].astype(np.int8).tobytes()
         if key not in seen:
-            seen[key] = solve(r_ub, lp.r_eq(r_eq0, requirement_from_pattern(a_up, a_dn, up, dn)))
-            patterns[key] = (np.asarray(a_up, dtype=float), np.asarray(a_dn, dtype=float))
-        return key, seen[key]
+            sol = solve(r_ub, lp.r_eq(r_eq0, requirement_from_pattern(a_up, a_dn, up, dn)))
+            seen[key] = (np.asarray(a_up, dtype=float), np.asarray(a_dn, dtype=float), sol)
+        return key, seen[key][2]
 
     def step(sol: RecourseSolution) -> tuple[np.ndarray, np.ndarray]:
         g = coef * sol.dual_eq[rows]
@@ -476,8 +474,7 @@ def ascend_requirement(
         pattern, sol, best_key = nxt, nsol, key
     others = tuple(
         WorstRequirement(s.value_usd, a, b, requirement_from_pattern(a, b, up, dn), True, s.dual_ub, s.dual_eq)
-        for k, s in sorted(seen.items(), key=lambda kv: -kv[1].value_usd) if k != best_key
-        for a, b in (patterns[k],)
+        for a, b, s in sorted((v for k, v in seen.items() if k != best_key), key=lambda v: -v[2].value_usd)
     )
     a_up, a_dn = pattern
     return WorstRequirement(
