@@ -6,6 +6,8 @@
     python run_cases.py t30d2 --sweep penetration         # wind penetration 30-70 %, TSO farms scaled (Figure 9)
     python run_cases.py t30d2 --sweep rho                 # fixed rho 0.5/15/20/100 vs adaptive (Table 8)
 
+A sweep over ADMM settings only (rho) solves the centralized model once and reuses it at every point.
+
 Every run writes its own folder (result.json and plots, as run_sim.py does) under --out;
 the tables (``NAME.csv`` + ``NAME.md``) and the by-case plots go into --out itself.
 Exit codes as run_sim.py: 2 bad input, 3 a solve failed, 4 runtime error, 5 a run did not converge.
@@ -29,6 +31,14 @@ SWEEPS = {
     "rho": ("penalty", [{"rho_usd_per_mw2h": r, "adaptive": False} for r in (0.5, 15.0, 20.0, 100.0)] + [{"adaptive": True}]),
 }
 SWEEP_KEYS = ["total_cost", "wind_curtailment_worst_mw", "load_shedding_worst_mw", "boundary_violation_worst_mw"]
+
+
+def shares_model(points: list[dict]) -> bool:
+    """True when a sweep's points change only ADMM settings (``robust_session.ADMM_KEYS``): the
+    model, and so its centralized solve, is the same at every point and is solved once."""
+    from coordination.robust_session import ADMM_KEYS
+
+    return all(key in ADMM_KEYS for point in points for key in point)
 
 
 def parse_cases(text: str) -> list[str]:
@@ -86,12 +96,20 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or os.path.join("results", f"{args.scenario}-" + (f"sweep-{args.sweep}" if args.sweep else "cases")))
     options = RunOptions(mode=args.mode, workers=args.workers or RunOptions.workers, timeout_s=ROBUST_PHASE_TIMEOUT_S)
     results = []
+    central = None
+    if args.sweep and shares_model(SWEEPS[args.sweep][1]):
+        print(f"{args.scenario}: the sweep changes ADMM settings only; solving the centralized model once ...",
+              file=sys.stderr, flush=True)
+        try:
+            central = robust_session.solve_centralized(prepared[0][0])
+        except SolveError as exc:
+            return _fail(EXIT_SOLVE, f"centralized: {exc}")
     for scn, point in prepared:
         tag = f"case{scn.case}" + ("" if point is None else "-" + "-".join(f"{k}{v}" for k, v in point.items()))
         print(f"{args.scenario} / {tag} ...", file=sys.stderr, flush=True)
         progress = None if args.quiet else (lambda line: print(f"  {line}", file=sys.stderr, flush=True))
         try:
-            result = robust_session.run(scn, options, progress)
+            result = robust_session.run(scn, options, progress, central)
         except SolveError as exc:
             return _fail(EXIT_SOLVE, f"{tag}: {exc}")
         except (RuntimeErrorBase, UndeclaredMessageError, MessageFieldError) as exc:

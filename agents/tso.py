@@ -263,8 +263,13 @@ def consensus_round(agent, x_dso: np.ndarray, own_cost_usd: float, certified: bo
     ``certified``: every DSO copy came from a C&CG run that ended with its exact check (robust
     DSOs; see ReserveProposal.certified). A round that meets both tests with an uncertified
     copy does not end the run: ``agent.certify_requested`` is set, and the next updates ask
-    the DSOs to certify."""
-    z_prev = agent.z
+    the DSOs to certify. Those updates repeat this round's inputs (z, the multipliers, rho): the
+    step is rolled back, so the next round solves the same local problems with the check, and
+    when the certified copies are the ones just proposed, it takes the same step and stops.
+    A check that changes a copy turns the repeat into an ordinary ADMM step from the same
+    point, with the more exact copy. (Moving z first and certifying the next round's copies
+    made the stop wait for z to land inside every test again: 10 rounds on T30D2 case 4.)"""
+    z_prev, lam_prev = agent.z, (agent.lam_tso, agent.lam_dso)
     step = consensus_step(agent.x_tso, x_dso, agent.lam_tso, agent.lam_dso, z_prev, agent.rho, agent.settings)
     agent.z, agent.lam_tso, agent.lam_dso = step.z, step.lam_tso, step.lam_dso
     agent.iteration += 1
@@ -273,6 +278,8 @@ def consensus_round(agent, x_dso: np.ndarray, own_cost_usd: float, certified: bo
     tests_met = step.converged and abs(agent.disagreement_usd) <= tolerance
     converged = tests_met and certified
     agent.certify_requested = tests_met and not certified
+    if agent.certify_requested:  # certify in place: the next round repeats this one's inputs
+        agent.z, (agent.lam_tso, agent.lam_dso) = z_prev, lam_prev
     report = ConvergenceReport(
         agent.name, COORDINATOR, agent.iteration, step.primal_residual, step.dual_residual,
         step.primal_tolerance, step.dual_tolerance, float(np.max(agent.rho)), converged,

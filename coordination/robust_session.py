@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from scenarios.tso_dso_evcs import CASES, RobustScenario, RobustSettings, build_
 
 from .robust_admm import PROTOCOL, ADMMRound, RobustRunResult, run_protocol
 from .runtime import AgentSpec, Runtime
+
+if TYPE_CHECKING:
+    from .robust_centralized import RobustCentralResult
 
 #: Columns of an agent's C&CG history rows.
 CCG_COLUMNS = ("master_solves", "inner_solves", "outer_solves")
@@ -126,9 +129,19 @@ def _metrics(run: RobustRunResult, scn: RobustScenario) -> dict:
     }
 
 
-def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = None) -> dict:
-    """Play the protocol on the runtime, then solve the centralized model for the gap."""
+def solve_centralized(scn: RobustScenario) -> RobustCentralResult:
+    """The centralized DRO-ARO model of ``scn`` (one C&CG over all agents), for the gap."""
     from .robust_centralized import solve_robust_centralized
+
+    return solve_robust_centralized(scn)
+
+
+def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = None,
+        central: RobustCentralResult | None = None) -> dict:
+    """Play the protocol on the runtime, then solve the centralized model for the gap.
+
+    ``central``: a centralized result of the same model to reuse (a sweep over ADMM settings
+    only, whose points share the model); result.json's ``centralized.reused`` says so."""
     from .session import _timing
 
     t0 = time.time()
@@ -146,9 +159,11 @@ def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = N
         layout, groups = runtime.layout, runtime.groups
     wall_s = time.time() - t0
     metrics = _metrics(res, scn)
-    if progress is not None:
-        progress("solving the centralized DRO-ARO model (one C&CG over all agents) ...")
-    central = solve_robust_centralized(scn)
+    reused = central is not None
+    if not reused:
+        if progress is not None:
+            progress("solving the centralized DRO-ARO model (one C&CG over all agents) ...")
+        central = solve_centralized(scn)
     total = metrics["total_cost"]
     plan = res.plan
     names = list(scn.tso.base.feeder_names)
@@ -177,6 +192,7 @@ def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = N
             "converged": central.converged,
             "master_solves": central.master_solves,
             "solve_s": central.solve_s,
+            "reused": reused,
             "outcome": central.totals(),
             "outcome_by_agent": central.outcome_by_agent,
         },

@@ -99,6 +99,7 @@ def test_case_2_runs_end_to_end_and_matches_its_centralized_solve(tmp_path):
     assert m["load_shedding_worst_mw"] >= m["load_shedding_expected_mw"] - 1e-9
     # the centralized solve of the same model (no coupling to optimize) lands on the same cost
     assert res["centralized"]["converged"] and abs(res["centralized"]["gap_rel"]) < 1e-3
+    assert not res["centralized"]["reused"]
     # ... and reports the same outcome figures, evaluated at its own plan
     c = res["centralized"]["outcome"]
     assert set(res["centralized"]["outcome_by_agent"]) == set(m["by_agent"])
@@ -106,6 +107,31 @@ def test_case_2_runs_end_to_end_and_matches_its_centralized_solve(tmp_path):
     assert c["first_stage_usd"] + c["worst_expected_recourse_usd"] == pytest.approx(res["centralized"]["objective"], rel=1e-3)
     assert c["shedding_worst_mwh"] == pytest.approx(m["load_shedding_worst_mw"], rel=1e-3, abs=1e-3)
     assert c["curtailment_expected_mwh"] == pytest.approx(m["wind_curtailment_expected_mw"], rel=1e-3, abs=1e-3)
+
+
+def test_a_sweep_over_admm_settings_solves_the_centralized_model_once(monkeypatch):
+    """run_cases.py: the rho sweep's points change ADMM settings only, so its centralized solve
+    is shared (the radius and penetration sweeps change the model); a run given that result
+    does not solve again, computes its gap against it and says it was reused."""
+    import run_cases
+    from coordination.session import RunOptions
+
+    assert run_cases.shares_model(run_cases.SWEEPS["rho"][1])
+    assert not run_cases.shares_model(run_cases.SWEEPS["radius"][1])
+    assert not run_cases.shares_model(run_cases.SWEEPS["penetration"][1])
+    small = {"n_wind_scenarios_tso": 3, "n_wind_scenarios_dso": 2}
+    scn = robust_session.prepare("2", 0, None, "t30d2", small)
+    central = robust_session.solve_centralized(scn)
+
+    def no_second_solve(_scn):
+        raise AssertionError("the centralized model was solved again")
+
+    monkeypatch.setattr(robust_session, "solve_centralized", no_second_solve)
+    res = robust_session.run(robust_session.prepare("2", 0, None, "t30d2", small), RunOptions(mode="serial"), None, central)
+    c = res["centralized"]
+    assert c["reused"] and c["objective"] == central.objective_usd
+    assert c["gap_rel"] == pytest.approx((res["metrics"]["total_cost"] - central.objective_usd) / central.objective_usd)
+    assert abs(c["gap_rel"]) < 1e-3
 
 
 def test_progress_line_and_residual_rows_show_the_cost_criterion():

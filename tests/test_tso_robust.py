@@ -273,9 +273,10 @@ def test_the_cost_criterion_holds_rho_and_runs_on_until_the_disagreement_is_smal
 
 def test_the_run_ends_only_on_a_round_of_certified_proposals(base, plain_fake_run):
     """DSOs that certify only when asked: the round that meets every test with uncertified
-    proposals does not end the run; the TSO asks (ReserveUpdate.certify) and stops on the next
-    round, whose proposals are certified."""
-    _, plain_reports, _, _, _ = plain_fake_run
+    proposals does not end the run; the TSO asks (ReserveUpdate.certify) with that round's own
+    inputs again (z, multipliers, rho) and stops on the repeat, whose proposals are certified
+    and the same, with the plain run's step."""
+    plain_agent, plain_reports, _, _, _ = plain_fake_run
     agent, reports, _, sent = _fake_dso_admm(base, FAKE_PLAIN, certify_when_asked=True)
     stop = len(plain_reports)  # the plain run stopped at this iteration
     assert [r.converged for r in reports[: stop - 1]] == [False] * (stop - 1)
@@ -284,8 +285,18 @@ def test_the_run_ends_only_on_a_round_of_certified_proposals(base, plain_fake_ru
     assert asked.primal_residual_mw == pytest.approx(plain_reports[-1].primal_residual_mw)
     assert [any(u.certify for u in updates) for updates in sent[:stop]] == [False] * stop
     assert all(u.certify for u in sent[stop])  # the updates after that round ask for certification
+    fields = ("consensus_p_mw", "consensus_up_mw", "consensus_dn_mw", "multiplier_p_usd_per_mwh",
+              "multiplier_up_usd_per_mw_h", "multiplier_dn_usd_per_mw_h", "rho_by_value_usd_per_mw2h")
+    for again, before in zip(sent[stop], sent[stop - 1]):  # ... and repeat its inputs: the step was rolled back
+        assert again.receiver == before.receiver
+        for f in fields:
+            assert np.array_equal(getattr(again, f), getattr(before, f)), f
     last = reports[-1]
     assert last.converged and last.certified and last.iteration == stop + 1
+    # the repeat takes the step the plain run stopped on: the same residuals and consensus
+    assert last.primal_residual_mw == pytest.approx(plain_reports[-1].primal_residual_mw, rel=1e-9)
+    assert last.dual_residual_usd_per_mwh == pytest.approx(plain_reports[-1].dual_residual_usd_per_mwh, rel=1e-9)
+    assert np.allclose(agent.z, plain_agent.z, atol=1e-9)
     assert not agent.certify_requested
 
 
