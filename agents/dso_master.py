@@ -172,6 +172,9 @@ class DSOProblem:
         self.cut_alpha = [cp.Parameter(B, name=f"dso_cut_alpha_{j}", value=np.zeros(B)) for j in range(K)]
         self.cut_beta = [cp.Parameter((B, nx), name=f"dso_cut_beta_{j}", value=np.zeros((B, nx))) for j in range(K)]
         self.cut_used = [0] * K
+        #: cuts written over an older one because the scenario's BENDERS_SLOTS were full (the
+        #: replaced cut is the one with the most slack at the current first stage)
+        self.cuts_replaced = 0
         self._xvec = xvec
         cons.append(self.theta >= 0)  # every recourse cost term is a penalty >= 0 (kept when cut slots are reused)
         for j in range(K):
@@ -315,6 +318,7 @@ class DSOProblem:
             self.cut_used[j] += 1
         else:  # the cut with the most slack at the current first stage
             slot = int(np.argmin(a + b @ np.asarray(self._xvec.value, dtype=float)))
+            self.cuts_replaced += 1
         a[slot], b[slot] = alpha, beta
         self.cut_alpha[j].value, self.cut_beta[j].value = a, b
 
@@ -460,6 +464,7 @@ class DSOProblem:
             "req_used": list(self.req_used), "cuts_added": self.cuts_added,
             "cut_alpha": [np.array(p.value) for p in self.cut_alpha],
             "cut_beta": [np.array(p.value) for p in self.cut_beta], "cut_used": list(self.cut_used),
+            "cuts_replaced": self.cuts_replaced,
             "found": [[(a.copy(), b.copy()) for a, b in f] for f in self.found],
             "center": self.center.copy(),
             "g_up": [[np.array(p.value) for p in row] for row in self.g_up],
@@ -481,6 +486,7 @@ class DSOProblem:
         for p, v in zip(self.cut_beta, state["cut_beta"]):
             p.value = np.array(v)
         self.cut_used = list(state["cut_used"])
+        self.cuts_replaced = int(state.get("cuts_replaced", 0))
         self.found = [[(np.array(a), np.array(b)) for a, b in f] for f in state.get("found", self.found)]
         self.recenter(state.get("center", self.center))
         for rows, key in ((self.g_up, "g_up"), (self.g_dn, "g_dn")):

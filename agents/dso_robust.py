@@ -221,7 +221,7 @@ class DSORobustAgent:
             ev["worst_expected_recourse_usd"], ev["curtailment_expected_mwh"], ev["shedding_expected_mwh"],
             ev["curtailment_worst_mwh"], ev["shedding_worst_mwh"], ev["violation_worst_mwh"],
             run.master_solves, run.inner_solves, run.outer_solves,
-            np.array(self.ccg_history, dtype=float).reshape(-1, 3),
+            np.array(self.ccg_history, dtype=float).reshape(-1, 3), self.problem.cuts_replaced,
         )
 
     # -- checkpoints -----------------------------------------------------------------------------

@@ -122,7 +122,9 @@ def _metrics(run: RobustRunResult, scn: RobustScenario) -> dict:
             }
             for a in every
         },
-        "ccg_total": {a.sender: dict(zip(CCG_COLUMNS, np.asarray(a.ccg_history).reshape(-1, 3).sum(axis=0).astype(int).tolist()))
+        # per agent: C&CG solves over the run and (DSOs) dual cuts that replaced older ones in full slots
+        "ccg_total": {a.sender: {**dict(zip(CCG_COLUMNS, np.asarray(a.ccg_history).reshape(-1, 3).sum(axis=0).astype(int).tolist())),
+                                 "cuts_replaced": int(a.ccg_cuts_replaced)}
                       for a in every},
         # per agent, one row per C&CG run (ADMM iteration): master solves, inner solves, outer solves
         "ccg_by_iteration": {a.sender: np.asarray(a.ccg_history, dtype=int).tolist() for a in every},

@@ -265,6 +265,30 @@ def test_extra_dual_cuts_from_the_ascent_change_the_path_not_the_answer(feeder):
     assert runs[3][3] == pytest.approx(runs[0][3], abs=2 * tol)
 
 
+def test_full_cut_slots_are_reused_and_counted(feeder, monkeypatch):
+    """With a scenario's BENDERS_SLOTS full, a new dual cut replaces the slackest one; the DSO
+    counts the replacements, keeps the count in its checkpoint and reports it (result.json's
+    ccg_total.<dso>.cuts_replaced), and the C&CG still ends within its tolerance."""
+    import agents.dso_master as dso_master
+    from agents.wasserstein import worst_expectation_dual
+
+    monkeypatch.setattr(dso_master, "BENDERS_SLOTS", 4)  # this run writes 6-8 cuts per scenario
+    data, base, decl = make_data(feeder)
+    agent, proposal = ready_agent(data, base, decl)
+    agent.solve_local((reserve_update(proposal.p_mw, 1),))
+    pb = agent.problem
+    assert all(np.size(p.value) == 4 for p in pb.cut_alpha)
+    assert pb.cut_used == [4] * len(pb.cut_used) and pb.cuts_replaced > 0
+    assert agent.last_ccg.converged
+    tol = max(data.ccg.tol_abs_usd, data.ccg.tol_rel * abs(float(pb.cost.value)))
+    Q, _ = pb.exact_worst()
+    assert abs(worst_expectation_dual(Q, pb.distances_mw, data.uncertainty.radius) - float(pb.eta.value)) <= tol + 1e-6
+    assert agent.report_cost().ccg_cuts_replaced == pb.cuts_replaced
+    fresh = DSORobustAgent(agent.data)
+    fresh.set_state(agent.get_state())
+    assert fresh.problem.cuts_replaced == pb.cuts_replaced
+
+
 def test_a_run_that_stops_at_the_iteration_limit_certifies_nothing(feeder):
     """Asked to certify, a C&CG run cut short by ccg.max_iterations does not say certified
     (the TSO would otherwise stop on an unfinished proposal)."""
