@@ -38,8 +38,10 @@ Addition to the lead's design (MODELS.md fixes only the column slots): every inn
 also yields a dual solution (lam, mu) of the recourse LP at the worst pattern, and
 ``theta_j >= -r_ub(x) @ lam + r_eq(x, pattern) @ mu`` is a valid, x-affine lower bound for
 that pattern at *every* first stage (a Benders cut, tight where it was computed). These
-cuts live in ``BENDERS_SLOTS`` Parameter rows per scenario and cost almost nothing in the
-master. Without them, a few column slots per scenario made C&CG cycle (evicted patterns
+cuts live in one pool of ``BENDERS_SLOTS`` x K Parameter rows shared by the scenarios (a
+row's one-hot ``cut_owner`` says whose theta_j it bounds), and cost almost nothing in the
+master. A pool per scenario filled up within 4-7 ADMM iterations in the binding scenario
+while the others' stayed mostly empty (T30D2 case 4); then every new cut there replaced one. Without them, a few column slots per scenario made C&CG cycle (evicted patterns
 came back) on the 11-station, K = 5 feeder; with them an evicted pattern keeps its cuts.
 
 Glossary: ``p_mw`` -> P^D_t, ``up_mw``/``dn_mw`` -> R^up,D_t / R^dn,D_t,
@@ -69,7 +71,9 @@ MASTER_SOLVER = "CLARABEL"
 #: Clarabel options of the master: the project's tight tolerances; iterative refinement off
 #: (it doubled the time per iteration on the K = 5, 11-station master; objective within 1e-9).
 MASTER_SOLVER_OPTIONS = {"tol_feas": 1e-8, "tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "iterative_refinement_enable": False}
-#: Dual (Benders) cut slots per wind scenario; see DSOProblem.
+#: Dual (Benders) cut rows per wind scenario, in one pool of BENDERS_SLOTS x K rows that the
+#: scenarios share; see DSOProblem. (384 per scenario made a master solve about 10 times slower:
+#: cvxpy refills every parameter entry.)
 BENDERS_SLOTS = 96
 #: Proximal weights use at least this capacity (MW), so hours without declarations keep a strictly convex term.
 PROX_FLOOR_MW = 0.01
@@ -165,20 +169,21 @@ class DSOProblem:
         self.found: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(K)]  #: patterns met, newest first
         #: one warm-started recourse LP per wind scenario (the ascent's LPs, the plain LP, the outcome)
         self.lp_solvers = [RecourseSolver(rec.lp) for _ in range(K)]
-        # dual (Benders) cuts per scenario: theta_j >= alpha + beta @ xvec (unused: 0 >= 0, Q_j >= 0)
+        # dual (Benders) cuts, one shared pool: row l bounds theta_j(l), j(l) = its one-hot owner,
+        # alpha_l + beta_l @ xvec <= theta_j(l) (unused: 0 <= 0, Q_j >= 0)
         xvec = cp.hstack([p, up, dn, share_up, share_dn])
         nx = xvec.size
-        B = BENDERS_SLOTS
-        self.cut_alpha = [cp.Parameter(B, name=f"dso_cut_alpha_{j}", value=np.zeros(B)) for j in range(K)]
-        self.cut_beta = [cp.Parameter((B, nx), name=f"dso_cut_beta_{j}", value=np.zeros((B, nx))) for j in range(K)]
-        self.cut_used = [0] * K
-        #: cuts written over an older one because the scenario's BENDERS_SLOTS were full (the
-        #: replaced cut is the one with the most slack at the current first stage)
+        B = BENDERS_SLOTS * K
+        self.cut_alpha = cp.Parameter(B, name="dso_cut_alpha", value=np.zeros(B))
+        self.cut_beta = cp.Parameter((B, nx), name="dso_cut_beta", value=np.zeros((B, nx)))
+        self.cut_owner = cp.Parameter((B, K), nonneg=True, name="dso_cut_owner", value=np.zeros((B, K)))
+        self.cut_used = 0  #: pool rows in use
+        #: cuts written over an older one because the pool was full (the replaced cut is the one
+        #: with the most slack at the current solution)
         self.cuts_replaced = 0
         self._xvec = xvec
         cons.append(self.theta >= 0)  # every recourse cost term is a penalty >= 0 (kept when cut slots are reused)
-        for j in range(K):
-            cons.append(self.cut_alpha[j] + self.cut_beta[j] @ xvec <= self.theta[j])
+        cons.append(self.cut_alpha + self.cut_beta @ xvec <= self.cut_owner @ self.theta)
         # network-free columns (agents.dso_recourse.aggregate_recourse): per scenario AGGREGATE_SLOTS
         # patterns, each a relaxation of the recourse without branch and voltage rows that bounds
         # theta_j from below; they give the master the stations' hour-by-hour energy limits exactly
@@ -312,15 +317,22 @@ class DSOProblem:
         T, ET = self.data.horizon_h, self.spread_up.shape[0]
         bu, bd = beta_full[3 * T: 3 * T + ET], beta_full[3 * T + ET:]
         beta = np.r_[beta_full[: 3 * T], self.spread_up.T @ bu, self.spread_dn.T @ bd]  # chain rule through u = U * share
-        a, b = np.array(self.cut_alpha[j].value), np.array(self.cut_beta[j].value)
-        if self.cut_used[j] < a.size:
-            slot = self.cut_used[j]
-            self.cut_used[j] += 1
-        else:  # the cut with the most slack at the current first stage
-            slot = int(np.argmin(a + b @ np.asarray(self._xvec.value, dtype=float)))
+        a, b, owner = np.array(self.cut_alpha.value), np.array(self.cut_beta.value), np.array(self.cut_owner.value)
+        if self.cut_used < a.size:
+            slot = self.cut_used
+            self.cut_used += 1
+        else:  # the cut with the most slack at the current solution, whichever scenario it bounds
+            theta = np.asarray(self.theta.value, dtype=float)
+            slot = int(np.argmax(owner @ theta - a - b @ np.asarray(self._xvec.value, dtype=float)))
             self.cuts_replaced += 1
         a[slot], b[slot] = alpha, beta
-        self.cut_alpha[j].value, self.cut_beta[j].value = a, b
+        owner[slot] = 0.0
+        owner[slot, j] = 1.0
+        self.cut_alpha.value, self.cut_beta.value, self.cut_owner.value = a, b, owner
+
+    def cuts_by_scenario(self) -> np.ndarray:
+        """(K,) pool rows in use per scenario."""
+        return np.asarray(self.cut_owner.value, dtype=float).sum(axis=0).round().astype(int)
 
     def _write_distribution(self, q: np.ndarray) -> bool:
         slots = np.array(self.dist_slots.value)
@@ -462,8 +474,8 @@ class DSOProblem:
             "a_up": [[np.array(p.value) for p in row] for row in self.a_up],
             "a_dn": [[np.array(p.value) for p in row] for row in self.a_dn],
             "req_used": list(self.req_used), "cuts_added": self.cuts_added,
-            "cut_alpha": [np.array(p.value) for p in self.cut_alpha],
-            "cut_beta": [np.array(p.value) for p in self.cut_beta], "cut_used": list(self.cut_used),
+            "cut_alpha": np.array(self.cut_alpha.value), "cut_beta": np.array(self.cut_beta.value),
+            "cut_owner": np.array(self.cut_owner.value), "cut_used": self.cut_used,
             "cuts_replaced": self.cuts_replaced,
             "found": [[(a.copy(), b.copy()) for a, b in f] for f in self.found],
             "center": self.center.copy(),
@@ -481,11 +493,10 @@ class DSOProblem:
                     p.value = np.array(v)
         self.req_used = list(state["req_used"])
         self.cuts_added = int(state["cuts_added"])
-        for p, v in zip(self.cut_alpha, state["cut_alpha"]):
-            p.value = np.array(v)
-        for p, v in zip(self.cut_beta, state["cut_beta"]):
-            p.value = np.array(v)
-        self.cut_used = list(state["cut_used"])
+        self.cut_alpha.value = np.array(state["cut_alpha"])
+        self.cut_beta.value = np.array(state["cut_beta"])
+        self.cut_owner.value = np.array(state["cut_owner"])
+        self.cut_used = int(state["cut_used"])
         self.cuts_replaced = int(state.get("cuts_replaced", 0))
         self.found = [[(np.array(a), np.array(b)) for a, b in f] for f in state.get("found", self.found)]
         self.recenter(state.get("center", self.center))

@@ -236,7 +236,8 @@ def test_cuts_are_reused_and_the_model_is_built_once(solved):
     fresh = DSORobustAgent(agent.data)
     fresh.set_state(state)
     np.testing.assert_allclose(fresh.problem.dist_slots.value, agent.problem.dist_slots.value)
-    np.testing.assert_allclose(fresh.problem.cut_alpha[0].value, agent.problem.cut_alpha[0].value)
+    np.testing.assert_allclose(fresh.problem.cut_alpha.value, agent.problem.cut_alpha.value)
+    np.testing.assert_array_equal(fresh.problem.cuts_by_scenario(), agent.problem.cuts_by_scenario())
     assert fresh.problem.req_used == agent.problem.req_used
 
 
@@ -255,7 +256,7 @@ def test_extra_dual_cuts_from_the_ascent_change_the_path_not_the_answer(feeder):
         agent.problem.certify = True
         agent.model.solve()
         report = agent.problem.separate()
-        written = sum(agent.problem.cut_used)
+        written = agent.problem.cut_used
         run = solve_with_cuts(agent.model, [agent.problem], data.ccg.max_iterations)
         runs[extra] = (report.added, written, run.converged, float(agent.model.problem.value))
     assert runs[0][0] == runs[3][0] > 0  # the same scenarios were violated ...
@@ -266,7 +267,7 @@ def test_extra_dual_cuts_from_the_ascent_change_the_path_not_the_answer(feeder):
 
 
 def test_full_cut_slots_are_reused_and_counted(feeder, monkeypatch):
-    """With a scenario's BENDERS_SLOTS full, a new dual cut replaces the slackest one; the DSO
+    """With the cut pool full, a new dual cut replaces the slackest one; the DSO
     counts the replacements, keeps the count in its checkpoint and reports it (result.json's
     ccg_total.<dso>.cuts_replaced), and the C&CG still ends within its tolerance."""
     import agents.dso_master as dso_master
@@ -277,8 +278,9 @@ def test_full_cut_slots_are_reused_and_counted(feeder, monkeypatch):
     agent, proposal = ready_agent(data, base, decl)
     agent.solve_local((reserve_update(proposal.p_mw, 1),))
     pb = agent.problem
-    assert all(np.size(p.value) == 4 for p in pb.cut_alpha)
-    assert pb.cut_used == [4] * len(pb.cut_used) and pb.cuts_replaced > 0
+    assert pb.cut_alpha.size == 4 * len(pb.theta.value)  # one pool, 4 rows per scenario
+    assert pb.cut_used == pb.cut_alpha.size and pb.cuts_replaced > 0
+    assert pb.cuts_by_scenario().sum() == pb.cut_used  # every row bounds exactly one scenario's theta
     assert agent.last_ccg.converged
     tol = max(data.ccg.tol_abs_usd, data.ccg.tol_rel * abs(float(pb.cost.value)))
     Q, _ = pb.exact_worst()
@@ -325,10 +327,10 @@ def test_under_ro_only_scenarios_above_eta_keep_the_run_going(feeder):
         low = theta.copy()
         low[j] = 0.0  # as if scenario j had no cut yet
         pb.theta.value = low
-        before = pb.cut_used[j]
+        before = pb.cuts_by_scenario()[j]
         report = pb.separate()
         assert (report.added > 0) == violated, model
-        assert pb.cut_used[j] > before or pb.cut_used[j] == len(pb.cut_alpha[j].value)  # the cut is written
+        assert pb.cuts_by_scenario()[j] > before  # the cut is written
 
 
 def test_milp_check_runs_only_near_the_consensus(solved, monkeypatch):
