@@ -40,9 +40,12 @@ also yields a dual solution (lam, mu) of the recourse LP at the worst pattern, a
 that pattern at *every* first stage (a Benders cut, tight where it was computed). These
 cuts live in one pool of ``BENDERS_SLOTS`` x K Parameter rows shared by the scenarios (a
 row's one-hot ``cut_owner`` says whose theta_j it bounds), and cost almost nothing in the
-master. A pool per scenario filled up within 4-7 ADMM iterations in the binding scenario
-while the others' stayed mostly empty (T30D2 case 4); then every new cut there replaced one. Without them, a few column slots per scenario made C&CG cycle (evicted patterns
+master. Without them, a few column slots per scenario made C&CG cycle (evicted patterns
 came back) on the 11-station, K = 5 feeder; with them an evicted pattern keeps its cuts.
+With 96 rows per scenario instead of the pool, the binding scenario's rows were full by ADMM
+iteration 2-5 on T30D2 case 4 while the others used 1-27, and every later cut there replaced
+one; at radius 5 / 0.5 that churn held the ADMM's last 0.04 MW for over 100 iterations
+(docs/tso_dso_evcs.md, ninth-session status).
 
 Glossary: ``p_mw`` -> P^D_t, ``up_mw``/``dn_mw`` -> R^up,D_t / R^dn,D_t,
 ``share_up``/``share_dn`` -> the cleared share s_t, so that u_i,t = s_t U_i,t / d_i,t = s_t D_i,t

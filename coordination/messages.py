@@ -358,7 +358,7 @@ class RobustCostReport(Message):
     ccg_inner_solves: int
     ccg_outer_solves: int
     ccg_history: np.ndarray  #: (n_solves, 3): master, inner and outer solves of each C&CG run (one per ADMM iteration)
-    ccg_cuts_replaced: int = 0  #: DSO: dual cuts written over older ones because a scenario's cut slots were full
+    ccg_cuts_replaced: int = 0  #: DSO: dual cuts written over older ones because its cut pool was full
 
 
 @dataclass(frozen=True)

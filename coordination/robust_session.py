@@ -122,7 +122,7 @@ def _metrics(run: RobustRunResult, scn: RobustScenario) -> dict:
             }
             for a in every
         },
-        # per agent: C&CG solves over the run and (DSOs) dual cuts that replaced older ones in full slots
+        # per agent: C&CG solves over the run and (DSOs) dual cuts that replaced older ones in a full cut pool
         "ccg_total": {a.sender: {**dict(zip(CCG_COLUMNS, np.asarray(a.ccg_history).reshape(-1, 3).sum(axis=0).astype(int).tolist())),
                                  "cuts_replaced": int(a.ccg_cuts_replaced)}
                       for a in every},

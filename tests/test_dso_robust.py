@@ -266,8 +266,9 @@ def test_extra_dual_cuts_from_the_ascent_change_the_path_not_the_answer(feeder):
     assert runs[3][3] == pytest.approx(runs[0][3], abs=2 * tol)
 
 
-def test_full_cut_slots_are_reused_and_counted(feeder, monkeypatch):
-    """With the cut pool full, a new dual cut replaces the slackest one; the DSO
+def test_a_full_cut_pool_is_shared_reused_and_counted(feeder, monkeypatch):
+    """The dual cuts' rows are one pool shared by the scenarios (a scenario may hold more than
+    BENDERS_SLOTS of them). With the pool full, a new cut replaces the slackest one; the DSO
     counts the replacements, keeps the count in its checkpoint and reports it (result.json's
     ccg_total.<dso>.cuts_replaced), and the C&CG still ends within its tolerance."""
     import agents.dso_master as dso_master
@@ -281,6 +282,7 @@ def test_full_cut_slots_are_reused_and_counted(feeder, monkeypatch):
     assert pb.cut_alpha.size == 4 * len(pb.theta.value)  # one pool, 4 rows per scenario
     assert pb.cut_used == pb.cut_alpha.size and pb.cuts_replaced > 0
     assert pb.cuts_by_scenario().sum() == pb.cut_used  # every row bounds exactly one scenario's theta
+    assert pb.cuts_by_scenario().max() > 4  # ... and a scenario holds more than its share
     assert agent.last_ccg.converged
     tol = max(data.ccg.tol_abs_usd, data.ccg.tol_rel * abs(float(pb.cost.value)))
     Q, _ = pb.exact_worst()
