@@ -365,7 +365,8 @@ class DSOProblem:
         any scenario (and the proximal centre has settled) does it solve the exact MILPs,
         which then confirm convergence or give the missing cuts (only when ``certify`` is set;
         otherwise the ascent's answer ends the run): each MILP is asked only for a
-        pattern above the bar (``theta_j + tol``; ``max(theta_j, eta) + tol`` under "ro") and stops at the first it finds; one that finds none
+        pattern above the bar (``theta_j + tol``; ``max(theta_j, eta) + tol`` under "ro") and
+        stops at the first it finds; one that finds none
         within ``MIP_TIME_LIMIT_S`` confirms convergence only as far as that search went.
         """
         x = self.first_stage_values()
