@@ -84,6 +84,7 @@ class CCGSettings:
     prox_weight_usd: float = 5.0  #: DSO: proximal weight sigma on the cleared capacity, (sigma/2)(U_t (share_t - center_t))^2 ($/MW^2)
     prox_move_tol: float = 1e-3  #: DSO: the run ends only when the master's shares are within this of the center
     certify_within_mw: float = 0.0  #: DSO in ADMM: exact MILP check of the inner loop also once its proposal is within this of the consensus (max over entries, MW; 0: only when the TSO asks, ReserveUpdate.certify; inf: every run)
+    recourse: str = "copies"  #: TSO: "copies" = every wind scenario's recourse in the master; "benders" = hourly Benders cuts per scenario from warm HiGHS LPs (agents/tso_benders.py), a small master for large grids
     inexact_fraction: float = 0.0  #: DSO in ADMM: f > 0 also caps the C&CG tolerance at rho/2 (f d)^2 $, d (MW) the 2-norm distance of its last proposal from the new consensus, so the solve's error shrinks with the ADMM residual (inexact ADMM); 0 (default, not shown to help on T30D2 case 4): the tolerances above alone
 
     def validate(self, where: str) -> None:
@@ -94,6 +95,7 @@ class CCGSettings:
             and self.distribution_slots >= 1
             and self.requirement_slots >= 0
             and self.ball in ("dual", "cuts")
+            and self.recourse in ("copies", "benders")
             and self.prox_weight_usd > 0
             and self.prox_move_tol > 0
             and self.certify_within_mw >= 0
@@ -102,7 +104,7 @@ class CCGSettings:
         if not ok:
             raise ValueError(
                 f"{where}: tol_abs_usd > 0, tol_rel >= 0, max_iterations >= 1, distribution_slots >= 1, "
-                f"requirement_slots >= 0, ball 'dual' or 'cuts', prox_weight_usd > 0, prox_move_tol > 0, certify_within_mw >= 0 and inexact_fraction >= 0 are required, got {self!r}"
+                f"requirement_slots >= 0, ball 'dual' or 'cuts', recourse 'copies' or 'benders', prox_weight_usd > 0, prox_move_tol > 0, certify_within_mw >= 0 and inexact_fraction >= 0 are required, got {self!r}"
             )
 
 

@@ -11,11 +11,15 @@ Solver statuses map onto :class:`SolveStatus`; anything but ``OPTIMAL`` raises
 
 from __future__ import annotations
 
+import copy
 import enum
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
 
 #: Default solver: Clarabel, an interior-point solver for LPs, QPs and SOCPs.
 DEFAULT_SOLVER = "CLARABEL"
@@ -92,6 +96,77 @@ class CompiledModel:
             )
         except cp.error.SolverError as exc:
             raise SolveError(self.agent, SolveStatus.FAILED, f"solver error: {exc}") from None
+        elapsed = time.perf_counter() - t0
+        program = getattr(self.problem._cache, "param_prog", None)
+        if program is not self._compiled_program:
+            self._compiled_program = program
+            self.builds += 1
+        self.solves += 1
+        status = STATUS_MAP.get(self.problem.status, SolveStatus.FAILED)
+        if status is not SolveStatus.OPTIMAL:
+            raise SolveError(self.agent, status, self.infeasible_hint)
+        return SolveInfo(status, float(self.problem.value), elapsed)
+
+
+class CutAugmentedModel(CompiledModel):
+    """A :class:`CompiledModel` whose solver data get extra rows ``C @ v <= d`` at each solve.
+
+    ``rows`` has ``variable`` (a plain cvxpy Variable of the problem) and ``matrix()`` ->
+    ``(C, d)`` over that variable's entries. The problem is compiled once with its Parameters;
+    each solve takes the compiled data at the current parameter values, inserts the rows
+    after the nonnegative-cone block and calls the solver (Clarabel) through cvxpy's own
+    interface, then strips their duals and unpacks the solution into the problem (variable
+    values, the other constraints' duals, ``problem.value``). This serves cut pools that grow
+    past what cvxpy Parameters can hold (agents/tso_benders.py). Without rows it is a plain
+    :meth:`CompiledModel.solve`.
+    """
+
+    def __init__(self, agent: str, problem: cp.Problem, rows, solver: str = DEFAULT_SOLVER,
+                 solver_options: dict | None = None, infeasible_hint: str = "check the agent's limits"):
+        if solver != "CLARABEL":
+            raise ValueError(f"agent {agent!r}: CutAugmentedModel needs the CLARABEL solver, got {solver!r}")
+        super().__init__(agent, problem, solver, solver_options, infeasible_hint)
+        self.rows = rows
+        self._offset: tuple[object, int] | None = None  # (compiled program, offset of rows.variable)
+
+    def _variable_offset(self, inverse_data: list) -> int:
+        program = getattr(self.problem._cache, "param_prog", None)
+        if self._offset is None or self._offset[0] is not program:
+            vid = self.rows.variable.id
+            found = [d.var_offsets[vid] for d in inverse_data if vid in getattr(d, "var_offsets", {})]
+            if not found:
+                raise RuntimeError(f"agent {self.agent!r}: the cut variable is not in the compiled problem")
+            self._offset = (program, int(found[-1]))
+        return self._offset[1]
+
+    def solve(self) -> SolveInfo:
+        C, d = self.rows.matrix()
+        if C.shape[0] == 0:
+            return super().solve()
+        t0 = time.perf_counter()
+        data, chain, inverse = self.problem.get_problem_data(
+            self.solver, canon_backend=cp.SCIPY_CANON_BACKEND, solver_opts=self.solver_options
+        )
+        offset = self._variable_offset(inverse)
+        A, b, dims = data["A"], data["b"], data["dims"]
+        n, m = A.shape[1], C.shape[0]
+        rows = sp.hstack([sp.csr_matrix((m, offset)), C, sp.csr_matrix((m, n - offset - C.shape[1]))], format="csr")
+        k = dims.zero + dims.nonneg
+        extended = dict(data)
+        extended["A"] = sp.vstack([A[:k], rows, A[k:]], format="csc")
+        extended["b"] = np.r_[b[:k], d, b[k:]]
+        extended["dims"] = copy.copy(dims)
+        extended["dims"].nonneg = dims.nonneg + m
+        try:
+            raw = chain.solver.solve_via_data(extended, False, False, dict(self.solver_options))
+        except cp.error.SolverError as exc:
+            raise SolveError(self.agent, SolveStatus.FAILED, f"solver error: {exc}") from None
+        strip = slice(k, k + m)
+        z = None if raw.z is None else np.delete(np.asarray(raw.z), strip)
+        s = None if raw.s is None else np.delete(np.asarray(raw.s), strip)
+        solution = SimpleNamespace(x=raw.x, z=z, s=s, status=raw.status, solve_time=raw.solve_time,
+                                   iterations=raw.iterations, obj_val=raw.obj_val)
+        self.problem.unpack_results(solution, chain, inverse)
         elapsed = time.perf_counter() - t0
         program = getattr(self.problem._cache, "param_prog", None)
         if program is not self._compiled_program:

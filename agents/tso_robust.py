@@ -45,8 +45,9 @@ import numpy as np
 
 from agents.ccg import CCGRun, CutReport, fill_slot, solve_with_cuts
 from agents.robust_data import TSORobustData
-from agents.solver import CompiledModel
+from agents.solver import DEFAULT_SOLVER_OPTIONS, CompiledModel, CutAugmentedModel
 from agents.tso import TSOAgent, consensus_round
+from agents.tso_benders import BendersRows, HourlyRecourse, recourse_lower_bound_usd
 from agents.tso_recourse import FirstStage, RecourseEvaluator, RecourseResult, dc_flow_constraints, recourse_copy, tso_grid
 from agents.wasserstein import ball_constraints, scenario_distances_mw, worst_case_distribution
 from coordination.admm_math import ADMMSettings, linear_coefficient
@@ -60,6 +61,15 @@ from coordination.messages import (
 from coordination.runtime import COORDINATOR
 
 SHARED_KEYS = ("p_mw", "up_mw", "dn_mw")
+#: Benders form: the cuts must bring eta within this share of the TSO's objective of the worst
+#: case (or within ``ccg.tol_rel`` where that is tighter). The copies form is exact at every
+#: master solve, so the Benders form is held near that rather than at the C&CG tolerance.
+BENDERS_TOL_REL = 1e-5
+#: Benders form: Clarabel on the conic (SOC) form of the quadratic objective. With cvxpy's
+#: quadratic-objective path the T118D10 master with 1,655 cut rows needed 653 Clarabel
+#: iterations (128 s) and stopped AlmostSolved; in SOC form 41 iterations (11 s), same optimum
+#: within 0.003 %.
+BENDERS_SOLVER_OPTIONS = {**DEFAULT_SOLVER_OPTIONS, "use_quad_obj": False}
 
 #: How the master bounds the worst-case expectation eta.
 BALL_FORMS = {
@@ -168,17 +178,29 @@ class TSOProblem:
             + base.voll_usd_per_mwh * cp.sum(s0)
         )
 
-        # Recourse copies, scenario estimates theta_j and distribution slots.
-        self.copies = [recourse_copy(base, grid, self.first, xi, f"s{j}") for j, xi in enumerate(self.scenarios_mw)]
+        # Recourse (copies or hourly Benders cuts), scenario estimates theta_j and distribution slots.
         self.recourse_usd = cp.Variable(n_scen, name="recourse_usd")
         self.eta_usd = cp.Variable(name="eta_usd")
         L = data.ccg.distribution_slots
         self.slots = cp.Parameter((L, n_scen), nonneg=True, name="distribution_slots")
         self.slots.value = np.full((L, n_scen), 1.0 / n_scen)
         self.slots_used = 0
-        for j, copy in enumerate(self.copies):
-            cons += copy.constraints
-            cons.append(self.recourse_usd[j] >= copy.cost_usd)
+        self.benders = data.ccg.recourse == "benders"
+        self.copies = []
+        self.cut_rows: BendersRows | None = None
+        if self.benders:
+            self.recourse_hourly_usd = theta_h = cp.Variable((n_scen, T), name="recourse_hourly_usd")
+            self.cut_rows = BendersRows(self.first, theta_h, n_scen, T)
+            lower = recourse_lower_bound_usd(self.first, net.gen_cost_c1_usd_per_mwh)
+            cons += [theta_h[j, :] >= lower for j in range(n_scen)]
+            cons.append(self.recourse_usd == cp.sum(theta_h, axis=1))
+            cons += self.cut_rows.constraints
+            self.hourly = HourlyRecourse(data.name, base, grid, self.scenarios_mw)
+        else:
+            self.copies = [recourse_copy(base, grid, self.first, xi, f"s{j}") for j, xi in enumerate(self.scenarios_mw)]
+            for j, copy in enumerate(self.copies):
+                cons += copy.constraints
+                cons.append(self.recourse_usd[j] >= copy.cost_usd)
         cons.append(self.eta_usd >= self.slots @ self.recourse_usd)
         if ball == "dual":
             u = data.uncertainty
@@ -186,7 +208,7 @@ class TSOProblem:
         self.constraints = cons
         self.cost = self.first_stage_cost + self.eta_usd
 
-        self.evaluator = RecourseEvaluator(data.name, base, grid, self.scenarios_mw)
+        self.evaluator = None if self.benders else RecourseEvaluator(data.name, base, grid, self.scenarios_mw)
         self.cuts_added = 0
         self.last_recourse: RecourseResult | None = None
         self.last_worst_usd = float("nan")
@@ -198,7 +220,10 @@ class TSOProblem:
 
     def exact_recourse(self) -> RecourseResult:
         """Q_j, curtailment and shedding of every scenario at the master's current first stage."""
-        self.last_recourse = self.evaluator.evaluate(self.first_stage_values())
+        if self.benders:
+            self.last_recourse = self.hourly.evaluate(self.first_stage_values()).result()
+        else:
+            self.last_recourse = self.evaluator.evaluate(self.first_stage_values())
         return self.last_recourse
 
     def worst_expectation(self, result: RecourseResult) -> tuple[np.ndarray, float]:
@@ -207,6 +232,8 @@ class TSOProblem:
 
     def separate(self) -> CutReport:
         """Exact Q_j, the worst distribution, and a cut when it beats the master's estimate."""
+        if self.benders:
+            return self._separate_hourly()
         result = self.exact_recourse()
         q, worst = self.worst_expectation(result)
         self.last_worst_usd, self.last_distribution = worst, q
@@ -219,14 +246,58 @@ class TSOProblem:
             added = 1
         return CutReport(added, eta, worst, inner_solves=1, outer_solves=1)
 
+    def _separate_hourly(self) -> CutReport:
+        """Benders form: exact Q_jt; feasibility cuts where an hour has no re-dispatch, else the
+        worst distribution and, when it beats eta, optimality cuts on every theta_jt that falls
+        short of Q_jt by more than tol / (K_s T) (some must, since worst - eta <= max_j
+        sum_t (Q_jt - theta_jt))."""
+        ev = self.hourly.evaluate(self.first_stage_values())
+        eta = float(self.eta_usd.value)
+        infeasible = np.argwhere(~ev.feasible)
+        if infeasible.size:
+            for j, t in infeasible:
+                self.cut_rows.add(int(t), ev.alpha[j, t], ev.beta[j, t])
+            self.cuts_added += len(infeasible)
+            self.last_recourse = None
+            return CutReport(len(infeasible), eta, float("inf"), inner_solves=ev.values_usd.size, outer_solves=0)
+        result = self.last_recourse = ev.result()
+        q, worst = self.worst_expectation(result)
+        self.last_worst_usd, self.last_distribution = worst, q
+        rel = min(self.data.ccg.tol_rel, BENDERS_TOL_REL)
+        tol = max(self.data.ccg.tol_abs_usd, rel * abs(float(self.cost.value)))
+        added = 0
+        if worst > eta + tol:
+            short = ev.values_usd - np.asarray(self.recourse_hourly_usd.value, dtype=float)
+            rows = np.argwhere(short > tol / short.size)
+            if not rows.size:
+                rows = np.argwhere(short == short.max())[:1]
+            for j, t in rows:
+                self.cut_rows.add(int(t), ev.alpha[j, t], ev.beta[j, t], scenario=int(j))
+            added = len(rows)
+            self.cuts_added += added
+        return CutReport(added, eta, worst, inner_solves=ev.values_usd.size, outer_solves=1)
+
+    def compile(self, problem: cp.Problem, agent: str, infeasible_hint: str) -> CompiledModel:
+        """The compiled model of a problem that holds this master's constraints (the agent's,
+        the centralized one): in the Benders form it appends the cut rows at each solve."""
+        if self.cut_rows is not None:
+            return CutAugmentedModel(agent, problem, self.cut_rows, solver_options=BENDERS_SOLVER_OPTIONS,
+                                     infeasible_hint=infeasible_hint)
+        return CompiledModel(agent, problem, infeasible_hint=infeasible_hint)
+
     # -- cut state for checkpoints ---------------------------------------------------------
     def cut_state(self) -> dict:
-        return {"slots": np.array(self.slots.value), "slots_used": self.slots_used, "cuts_added": self.cuts_added}
+        state = {"slots": np.array(self.slots.value), "slots_used": self.slots_used, "cuts_added": self.cuts_added}
+        if self.cut_rows is not None:
+            state["benders_rows"] = self.cut_rows.state()
+        return state
 
     def set_cut_state(self, state: dict) -> None:
         self.slots.value = np.array(state["slots"])
         self.slots_used = int(state["slots_used"])
         self.cuts_added = int(state["cuts_added"])
+        if self.cut_rows is not None and "benders_rows" in state:
+            self.cut_rows.set_state(state["benders_rows"])
 
     # -- outcome ---------------------------------------------------------------------------
     def line_loading(self) -> dict:
@@ -307,9 +378,9 @@ class TSORobustAgent:
             + sum(cp.sum(cp.multiply(self.linear_params[k], shared[k])) for k in SHARED_KEYS)
             + 0.5 * sum(cp.sum(cp.multiply(self.rho_params[k], cp.square(shared[k]))) for k in SHARED_KEYS)
         )
-        self.model = CompiledModel(
-            self.name,
+        self.model = self.problem.compile(
             cp.Problem(cp.Minimize(objective), self.problem.constraints),
+            self.name,
             infeasible_hint="check that thermal capacity, reserves and forecast wind can cover the load in every "
             "hour and that the line ratings admit a dispatch (and, in case 2, the DSOs' fixed boundary power)",
         )
@@ -408,8 +479,8 @@ class TSORobustAgent:
         by C&CG, with the boundary fixed by equalities whose duals give the values."""
         fixed = {k: cp.Parameter(z.shape[1:], name=f"warm_{k}") for k in SHARED_KEYS}
         rows = {k: self.problem.shared[k] == fixed[k] for k in SHARED_KEYS}
-        model = CompiledModel(
-            self.name, cp.Problem(cp.Minimize(self.problem.cost), self.problem.constraints + list(rows.values())),
+        model = self.problem.compile(
+            cp.Problem(cp.Minimize(self.problem.cost), self.problem.constraints + list(rows.values())), self.name,
             infeasible_hint="the TSO has no robust plan with the boundary at the DSOs' baselines and no boundary "
             "reserve; check thermal capacity and reserves against load and wind",
         )

@@ -23,7 +23,6 @@ import numpy as np
 from agents.ccg import solve_with_cuts
 from agents.dso_robust import DSORobustAgent
 from agents.evcs import EVCSAgent
-from agents.solver import CompiledModel
 from agents.tso_robust import build_tso_problem
 from coordination.evcs_messages import DeclaredCapacity, EVCSBaseline
 from scenarios.tso_dso_evcs import RobustScenario
@@ -95,9 +94,9 @@ def solve_robust_centralized(scn: RobustScenario) -> RobustCentralResult:
             constraints.append(tso.shared[key][k, :] == dso.shared[key])
     if scn.tso.boundary_fixed:
         tso.fixed_p.value = np.vstack([by_name[n].p0_mw for n in scn.tso.base.feeder_names])
-    model = CompiledModel(
-        "centralized",
+    model = tso.compile(
         cp.Problem(cp.Minimize(tso.cost + sum(p.cost + p.stabilizer for p in problems[1:])), constraints),
+        "centralized",
         infeasible_hint="the joint TSO-DSO model has no feasible plan; check each agent alone",
     )
     run = solve_with_cuts(model, problems, max(d.ccg.max_iterations for d in [scn.tso, *scn.dsos]) * 4)

@@ -41,6 +41,11 @@ evcs_offer_cost_usd_per_mw_h    3         the stations' cost of holding 1 MW up 
 ccg                             0.5 %     C&CG tolerances and cut-pool sizes of every agent; the
                                           paper's C&CG criterion, 0.5 % of the agent's objective
                                           (``tol_rel``); the other fields as in CCGSettings
+tso_recourse                    None      the TSO master's recourse: "copies" (every wind scenario's
+                                          re-dispatch in the master, exact in one solve) or
+                                          "benders" (hourly Benders cuts per scenario from warm
+                                          HiGHS LPs, agents/tso_benders.py); None = "copies" up to
+                                          100 buses (t30d2), "benders" above (t118d10)
 seed                            0         one seed for everything (profiles, wind, sessions)
 ==============================  ========  ==================================================
 
@@ -151,6 +156,21 @@ CASES: dict[str, str] = {
     "7": "DRO only: DSOs plan without requirement uncertainty (Gamma 0), evaluated with case 4's Gamma",
 }
 
+#: Forms of the TSO master's recourse (CCGSettings.recourse).
+TSO_RECOURSE = ("copies", "benders")
+#: Default form by grid size: the copies master is exact in one solve and fast on case30 (about 2 s),
+#: but on case118 Clarabel needs 200+ iterations and about 400 s for it; the Benders master with
+#: its cut rows solves in about 10 s there (docs/tso_dso_evcs.md, "Status, tenth session").
+TSO_COPIES_MAX_BUSES = 100
+
+
+def tso_recourse(settings: "RobustSettings", n_bus: int) -> str:
+    """The TSO's recourse form: the settings' choice, or by grid size when it is None."""
+    if settings.tso_recourse is not None:
+        return settings.tso_recourse
+    return "copies" if n_bus <= TSO_COPIES_MAX_BUSES else "benders"
+
+
 @dataclass(frozen=True)
 class RobustSettings:
     """Every parameter of the robust scenarios' data (table and reasons in the module docstring)."""
@@ -178,6 +198,7 @@ class RobustSettings:
     evcs_sessions_per_station: float = 40.0  #: EVSessionConfig.sessions_per_station_mean
     evcs_offer_cost_usd_per_mw_h: float = 3.0  #: EVCSConfig up and down offer cost
     ccg: CCGSettings = field(default_factory=lambda: CCGSettings(tol_rel=PAPER_CCG_TOL_REL))  #: C&CG settings of every robust agent
+    tso_recourse: str | None = None  #: the TSO master's recourse: "copies", "benders" (agents/tso_benders.py) or None = "benders" above TSO_COPIES_MAX_BUSES buses, else "copies"
     seed: int = 0  #: seed of the deterministic profiles, wind scenarios and EV sessions
 
     def validate(self, horizon_h: int) -> None:
@@ -229,6 +250,8 @@ class RobustSettings:
                 raise bad(name, "give a finite number >= 0")
         if not whole(self.seed) or self.seed < 0:
             raise bad("seed", "give a whole number >= 0")
+        if self.tso_recourse is not None and self.tso_recourse not in TSO_RECOURSE:
+            raise bad("tso_recourse", f"choose one of {', '.join(map(repr, TSO_RECOURSE))}, or None for the default by grid size")
         if not isinstance(self.ccg, CCGSettings):
             raise bad("ccg", "give an agents.robust_data.CCGSettings")
         try:
@@ -322,7 +345,7 @@ def build_robust_scenario(
         reserve_up_cost_usd_per_mw_h=_reserve_cost(net, s.reserve_up_cost_usd_per_mw_h, s.reserve_up_share, s),
         reserve_dn_cost_usd_per_mw_h=_reserve_cost(net, s.reserve_dn_cost_usd_per_mw_h, s.reserve_dn_share, s),
         uncertainty=UncertaintySettings(),  # set by with_case
-        ccg=s.ccg,
+        ccg=replace(s.ccg, recourse=tso_recourse(s, net.n_bus)),
     )
     dsos = tuple(
         DSORobustData(

@@ -175,12 +175,13 @@ def test_solve_alone_fixes_power_and_refuses_other_cases(base):
         TSORobustAgent(make_data(base), ADMMSettings(), ball="dual").solve_alone(inbox)
 
 
-def _fake_dso_admm(base, settings: ADMMSettings, iterations: int = 60, certify_when_asked: bool = False):
+def _fake_dso_admm(base, settings: ADMMSettings, iterations: int = 60, certify_when_asked: bool = False, data=None):
     """The robust TSO against two feeders whose DSOs have quadratic costs around a target.
     ``certify_when_asked``: the fake DSOs mark a proposal certified only when the update asks
-    (as the robust DSO does; the proposals themselves are the same). Returns (agent, reports,
-    the DSOs' last replies, every update the TSO sent)."""
-    data = make_data(base)
+    (as the robust DSO does; the proposals themselves are the same). ``data``: the TSO's data
+    (default ``make_data(base)``). Returns (agent, reports, the DSOs' last replies, every update
+    the TSO sent)."""
+    data = make_data(base) if data is None else data
     agent = TSORobustAgent(data, settings, ball="dual")
     T, names = data.horizon_h, data.base.feeder_names
     target = np.stack([np.full((2, T), 3.0), np.full((2, T), 1.0), np.full((2, T), 1.0)])

@@ -1,0 +1,155 @@
+"""The TSO's recourse as hourly Benders cuts (agents/tso_benders.py, ``CCGSettings.recourse = "benders"``).
+
+The reference is the copies form (every scenario's re-dispatch in the master), on the same
+6-hour T30D2 TSO data as tests/test_tso_robust.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+from agents.ccg import solve_with_cuts
+from agents.robust_data import CCGSettings
+from agents.solver import CutAugmentedModel
+from agents.tso_benders import X_ROWS, HourlyRecourse
+from agents.tso_recourse import RecourseEvaluator
+from agents.tso_robust import TSORobustAgent, build_tso_problem
+from coordination.admm_math import ADMMSettings
+from tests.test_tso_robust import FAKE_PLAIN, _fake_dso_admm, base, make_data  # noqa: F401 (fixture)
+
+
+def benders(data):
+    return dataclasses.replace(data, ccg=dataclasses.replace(data.ccg, recourse="benders"))
+
+
+def solve(data):
+    problem = build_tso_problem(data)
+    model = problem.compile(cp.Problem(cp.Minimize(problem.cost), problem.constraints), data.name, "check")
+    run = solve_with_cuts(model, [problem], 60)
+    assert run.converged
+    return problem, model, run
+
+
+def x_hour(x: dict, t: int) -> np.ndarray:
+    return np.concatenate([np.asarray(x[k])[:, t] for k in X_ROWS])
+
+
+@pytest.fixture(scope="module")
+def copies_dro(base):
+    return solve(make_data(base))
+
+
+def test_hourly_recourse_equals_the_copies_and_its_cuts_are_tight_and_valid(base, copies_dro):
+    data = make_data(base)
+    problem = copies_dro[0]
+    x1 = problem.first_stage_values()
+    x2 = solve(make_data(base, "so"))[0].first_stage_values()  # another first stage
+    assert not np.allclose(x1["p_mw"], x2["p_mw"], atol=1e-3)
+    hourly = HourlyRecourse(data.name, data.base, problem.grid, problem.scenarios_mw)
+    evaluator = RecourseEvaluator(data.name, data.base, problem.grid, problem.scenarios_mw)
+    for x in (x1, x2):
+        ev, ref = hourly.evaluate(x), evaluator.evaluate(x)
+        assert ev.feasible.all()
+        got = ev.result()
+        assert got.values_usd == pytest.approx(ref.values_usd, rel=1e-6, abs=1e-4)
+        assert got.curtailment_mwh == pytest.approx(ref.curtailment_mwh, abs=1e-5)
+        assert got.shedding_mwh == pytest.approx(ref.shedding_mwh, abs=1e-5)
+    e1, e2 = hourly.evaluate(x1), hourly.evaluate(x2)
+    S, T = e1.values_usd.shape
+    for j in range(S):
+        for t in range(T):
+            at1 = e1.alpha[j, t] + e1.beta[j, t] @ x_hour(x1, t)
+            at2 = e1.alpha[j, t] + e1.beta[j, t] @ x_hour(x2, t)
+            assert at1 == pytest.approx(e1.values_usd[j, t], abs=1e-5 * (1 + abs(at1)))  # tight where computed
+            assert at2 <= e2.values_usd[j, t] + 1e-5 * (1 + abs(at2))  # valid elsewhere
+    # the cuts carry information: somewhere they are strictly below Q at the other point
+    gaps = [e2.values_usd[j, t] - e1.alpha[j, t] - e1.beta[j, t] @ x_hour(x2, t) for j in range(S) for t in range(T)]
+    assert max(gaps) > 1.0
+
+
+@pytest.mark.parametrize("wind_model", ["dro", "ro"])
+def test_the_benders_master_reaches_the_copies_optimum(base, copies_dro, wind_model):
+    copies = copies_dro if wind_model == "dro" else solve(make_data(base, wind_model))
+    data = benders(make_data(base, wind_model))
+    problem, model, run = solve(data)
+    assert isinstance(model, CutAugmentedModel) and problem.copies == [] and len(problem.cut_rows) >= 10
+    assert run.master_solves >= 2 and model.builds == 1  # compiled once, cut rows appended per solve
+    ref = copies[0]
+    assert float(problem.cost.value) == pytest.approx(float(ref.cost.value), rel=1e-5)
+    exact = problem.evaluate()  # the exact recourse at the Benders first stage
+    assert exact["first_stage_usd"] + exact["worst_expected_recourse_usd"] == pytest.approx(
+        float(ref.cost.value), rel=1e-5)
+    assert problem.master_size()["variables"] < ref.master_size()["variables"] / 3
+
+
+def test_a_first_stage_without_re_dispatch_gets_a_feasibility_cut(base, copies_dro):
+    """Boundary exports moved onto one feeder (balanced by a far unit) with no reserve left:
+    the ratings cannot be met in that hour; the phase-1 cut removes that point and keeps the optimum."""
+    data = make_data(base)
+    problem = copies_dro[0]
+    x1 = problem.first_stage_values()
+    hourly = HourlyRecourse(data.name, data.base, problem.grid, problem.scenarios_mw)
+    t, export_mw = 2, 150.0
+    bad = {k: np.array(v) for k, v in x1.items()}
+    for k in ("ru_mw", "rd_mw", "up_mw", "dn_mw"):
+        bad[k][:, t] = 0.0
+    bad["boundary_mw"][0, t] -= export_mw  # feeder 0 injects 150 MW at its bus ...
+    far = int(np.argmax(bad["p_mw"][:, t]))
+    bad["p_mw"][far, t] -= export_mw  # ... and the largest unit makes that much less
+    ev = hourly.evaluate(bad)
+    assert not ev.feasible[:, t].any() and ev.feasible[:, [h for h in range(data.horizon_h) if h != t]].all()
+    assert np.isinf(ev.values_usd[:, t]).all()
+    for j in range(ev.values_usd.shape[0]):
+        assert ev.alpha[j, t] + ev.beta[j, t] @ x_hour(bad, t) > 1.0  # cuts off the point ...
+        assert ev.alpha[j, t] + ev.beta[j, t] @ x_hour(x1, t) <= 1e-6  # ... not the optimum
+    # in the master: the cut is a row of the Benders form, and the optimum is unchanged
+    data_b = benders(data)
+    prob_b = build_tso_problem(data_b)
+    prob_b.cut_rows.add(t, ev.alpha[0, t], ev.beta[0, t])
+    model = prob_b.compile(cp.Problem(cp.Minimize(prob_b.cost), prob_b.constraints), data.name, "check")
+    assert solve_with_cuts(model, [prob_b], 60).converged
+    assert prob_b.cut_rows.feasibility_rows == 1
+    assert float(prob_b.cost.value) == pytest.approx(float(problem.cost.value), rel=1e-5)
+
+
+def test_admm_and_warm_start_agree_with_the_copies_and_cuts_survive_a_checkpoint(base):
+    """The same fake-DSO ADMM run in both forms: the same stop and plan; the reserve warm start's
+    duals (read through the cut-augmented solve) agree; a checkpoint keeps the cut rows."""
+    data = make_data(base)
+    runs = {form: _fake_dso_admm(base, FAKE_PLAIN, data=d) for form, d in (("copies", data), ("benders", benders(data)))}
+    (a_c, rep_c, _, _), (a_b, rep_b, _, _) = runs["copies"], runs["benders"]
+    assert rep_b[-1].converged and len(rep_b) == pytest.approx(len(rep_c), abs=2)
+    assert np.allclose(a_b.z, a_c.z, atol=0.05)
+    assert float(a_b.problem.cost.value) == pytest.approx(float(a_c.problem.cost.value), rel=1e-4)
+    assert a_b.model.builds == 1 and len(a_b.problem.cut_rows) > 0
+    assert np.allclose(a_b.lam_dso, a_c.lam_dso, rtol=1e-3, atol=0.05)  # LMPs and reserve values at the start
+    # checkpoint round trip: a fresh agent with the state re-solves in one master solve
+    state = a_b.get_state()
+    fresh = TSORobustAgent(benders(data), FAKE_PLAIN)
+    fresh.set_state(state)
+    assert len(fresh.problem.cut_rows) == len(a_b.problem.cut_rows)
+    fresh.solve_local()
+    a_b.solve_local()
+    assert fresh.last_run.master_solves == a_b.last_run.master_solves
+    assert np.allclose(fresh.x_tso, a_b.x_tso, atol=1e-4)
+
+
+def test_a_bad_recourse_form_is_refused():
+    with pytest.raises(ValueError, match="recourse 'copies' or 'benders'"):
+        CCGSettings(recourse="rows").validate("ccg")
+
+
+def test_the_scenario_picks_the_form_by_grid_size_and_refuses_an_unknown_one():
+    from coordination.robust_session import prepare
+    from scenarios.errors import ScenarioError
+
+    assert prepare("4", 0, None, "t30d2").tso.ccg.recourse == "copies"
+    assert prepare("4", 0, None, "t118d10").tso.ccg.recourse == "benders"
+    scn = prepare("4", 0, None, "t30d2", {"tso_recourse": "benders"})
+    assert scn.tso.ccg.recourse == "benders" and all(d.ccg.recourse == "copies" for d in scn.dsos)
+    with pytest.raises(ScenarioError, match="tso_recourse"):
+        prepare("4", 0, None, "t30d2", {"tso_recourse": "rows"})
