@@ -277,11 +277,17 @@ class TSOProblem:
             self.cuts_added += added
         return CutReport(added, eta, worst, inner_solves=ev.values_usd.size, outer_solves=1)
 
-    def compile(self, problem: cp.Problem, agent: str, infeasible_hint: str) -> CompiledModel:
+    def compile(self, problem: cp.Problem, agent: str, infeasible_hint: str, soc_objective: bool = True) -> CompiledModel:
         """The compiled model of a problem that holds this master's constraints (the agent's,
-        the centralized one): in the Benders form it appends the cut rows at each solve."""
+        the centralized one): in the Benders form it appends the cut rows at each solve.
+
+        ``soc_objective`` (Benders form): hand the quadratic objective to Clarabel in SOC form
+        (``BENDERS_SOLVER_OPTIONS``). False keeps cvxpy's QP path, as the centralized model
+        needs: its DSO cut pools are Parameters with about 90,000 entries on T30D2, and the
+        SOC path's canonicalization took more than 12 GB of memory for them (killed)."""
         if self.cut_rows is not None:
-            return CutAugmentedModel(agent, problem, self.cut_rows, solver_options=BENDERS_SOLVER_OPTIONS,
+            options = BENDERS_SOLVER_OPTIONS if soc_objective else None
+            return CutAugmentedModel(agent, problem, self.cut_rows, solver_options=options,
                                      infeasible_hint=infeasible_hint)
         return CompiledModel(agent, problem, infeasible_hint=infeasible_hint)
 

@@ -98,6 +98,7 @@ def solve_robust_centralized(scn: RobustScenario) -> RobustCentralResult:
         cp.Problem(cp.Minimize(tso.cost + sum(p.cost + p.stabilizer for p in problems[1:])), constraints),
         "centralized",
         infeasible_hint="the joint TSO-DSO model has no feasible plan; check each agent alone",
+        soc_objective=False,
     )
     run = solve_with_cuts(model, problems, max(d.ccg.max_iterations for d in [scn.tso, *scn.dsos]) * 4)
     costs = {scn.tso.name: float(tso.cost.value)}
