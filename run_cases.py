@@ -119,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         write_outputs(result, out / tag, extras=robust_session.write_extras)
         results.append(result)
         m = result["metrics"]
+        gap = result["centralized"]["gap_rel"]
         print(f"  total ${m['total_cost']:,.2f}, {result['iterations']} ADMM iterations, "
-              f"gap {100 * result['centralized']['gap_rel']:+.4f} %", file=sys.stderr)
+              + (f"gap {100 * gap:+.4f} %" if gap is not None else "no centralized solve (too large here)"), file=sys.stderr)
 
     if args.sweep:
         write_table(sweep_rows(results, args.sweep, SWEEP_KEYS), out, f"sweep_{args.sweep}",

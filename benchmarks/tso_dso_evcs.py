@@ -120,9 +120,10 @@ def _row(result: dict, mode: str, repeat: int, call_s: float) -> dict:
         "phase_share": {k: v / total_phase for k, v in phases.items()} if total_phase > 0 else {},
         "ccg": ccg,
         "central_solve_s": float(c["solve_s"]),
-        "central_gap_rel_pct": 100.0 * float(c["gap_rel"]),
-        "central_converged": bool(c["converged"]),
-        "central_master_solves": int(c["master_solves"]),
+        # NaN / False / 0 where the centralized model was too large to solve here (``c["skipped"]``)
+        "central_gap_rel_pct": float("nan") if c["gap_rel"] is None else 100.0 * float(c["gap_rel"]),
+        "central_converged": bool(c.get("converged", False)),
+        "central_master_solves": int(c.get("master_solves", 0)),
         "call_s": call_s,
         "load_average_after": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }

@@ -162,10 +162,18 @@ def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = N
     wall_s = time.time() - t0
     metrics = _metrics(res, scn)
     reused = central is not None
+    skipped = None
     if not reused:
+        from .robust_centralized import CentralizedTooLarge
+
         if progress is not None:
             progress("solving the centralized DRO-ARO model (one C&CG over all agents) ...")
-        central = solve_centralized(scn)
+        try:
+            central = solve_centralized(scn)
+        except CentralizedTooLarge as exc:
+            skipped = str(exc)
+            if progress is not None:
+                progress(f"centralized model skipped: {skipped}")
     total = metrics["total_cost"]
     plan = res.plan
     names = list(scn.tso.base.feeder_names)
@@ -187,7 +195,7 @@ def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = N
         "iterations": res.iterations,
         "objective": {"total": total, "by_agent": {k: v["cost_usd"] for k, v in metrics["by_agent"].items()}},
         "metrics": metrics,
-        "centralized": {
+        "centralized": {"skipped": skipped, "objective": None, "gap_rel": None, "solve_s": 0.0} if skipped else {
             "objective": central.objective_usd,
             "by_agent": central.cost_by_agent_usd,
             "gap_rel": (total - central.objective_usd) / max(abs(central.objective_usd), 1e-9),
@@ -260,7 +268,8 @@ def summary_rows(result: dict) -> list[tuple[str, str]]:
         ("scenario / case", f"{result['scenario']} / {result['case']} ({result['case_description']})"),
         ("converged", f"{result['converged']} after {result['iterations']} ADMM iterations"),
         ("cost TSO / DSO / total", f"${m['tso_cost']:,.2f} / ${m['dso_cost']:,.2f} / ${m['total_cost']:,.2f}"),
-        ("centralized", f"${c['objective']:,.2f}, gap {100 * c['gap_rel']:+.4f} %"),
+        ("centralized", f"${c['objective']:,.2f}, gap {100 * c['gap_rel']:+.4f} %" if c["objective"] is not None
+         else f"not solved: {c['skipped']}"),
         ("copies' price-weighted disagreement", f"${m['boundary_disagreement_usd']:,.2f} (sum lambda^D (x^D - x^T))"),
         ("boundary reserve up / down", f"{m['boundary_reserve_up_mw']:.2f} / {m['boundary_reserve_dn_mw']:.2f} MWh"),
         ("worst curtailment / shedding / violation",

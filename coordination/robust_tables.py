@@ -49,7 +49,7 @@ def case_rows(results: list[dict]) -> list[dict]:
         row.update({
             "ADMM iterations": r["iterations"],
             "converged": r["converged"],
-            "gap to centralized (%)": 100 * r["centralized"]["gap_rel"],
+            "gap to centralized (%)": None if r["centralized"]["gap_rel"] is None else 100 * r["centralized"]["gap_rel"],
             "wall (s)": r["timing"]["wall_s"],
         })
         rows.append(row)

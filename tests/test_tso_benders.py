@@ -153,3 +153,24 @@ def test_the_scenario_picks_the_form_by_grid_size_and_refuses_an_unknown_one():
     assert scn.tso.ccg.recourse == "benders" and all(d.ccg.recourse == "copies" for d in scn.dsos)
     with pytest.raises(ScenarioError, match="tso_recourse"):
         prepare("4", 0, None, "t30d2", {"tso_recourse": "rows"})
+
+
+def test_a_centralized_model_too_large_for_memory_is_refused_before_any_solve(monkeypatch):
+    """T118D10's centralized model would need about 66 GB to compile (the DSOs' cut pools are
+    Parameters); the check refuses it with a clear message, and ``run`` reports the distributed
+    result without a gap (here: the memory limit lowered so that T30D2 case 2 trips it)."""
+    import coordination.robust_centralized as rc
+    from coordination import robust_session
+    from coordination.robust_session import prepare
+    from coordination.session import RunOptions
+
+    scn = prepare("2", 0, None, "t30d2", {"n_wind_scenarios_tso": 3, "n_wind_scenarios_dso": 2})
+    monkeypatch.setattr(rc, "physical_memory_bytes", lambda: 2**20)
+    with pytest.raises(rc.CentralizedTooLarge, match="would need about .* GiB to compile"):
+        rc.solve_robust_centralized(scn)
+    lines = []
+    result = robust_session.run(scn, RunOptions(mode="serial"), lines.append)
+    assert result["centralized"]["objective"] is None and result["centralized"]["gap_rel"] is None
+    assert "GiB" in result["centralized"]["skipped"] and any("centralized model skipped" in ln for ln in lines)
+    assert result["metrics"]["total_cost"] > 0
+    assert any("not solved" in value for _, value in robust_session.summary_rows(result))
