@@ -24,7 +24,7 @@ the ratings in hour t), the phase-1 LP (the same rows with the ratings relaxed b
 ``overload >= 0``, minimizing the overload) gives a feasibility cut
 ``alpha + beta @ x_t <= 0`` (L-shaped method). The master then holds the first stage,
 ``theta_jt`` (``recourse_hourly_usd``) and the cut rows (:class:`BendersRows`, appended to the
-compiled master at each solve): about 8,000 variables on T118D10 where the full copies need
+compiled master at each solve): 15,046 variables on T118D10 where the full copies need
 79,000.
 
 Glossary: ``theta_jt`` -> the master's estimate of scenario j's recourse cost in hour t;
@@ -78,7 +78,6 @@ class HourlyRecourse:
         G, K = net.n_gen, len(data.feeder_names)
         W, L, N = grid.wind_map.shape[1], grid.shed_map.shape[1], net.n_bus
         R = grid.rated.size
-        self.sizes = {"p_mw": G, "ru_mw": G, "rd_mw": G, "boundary_mw": K, "up_mw": K, "dn_mw": K}
         self.n_x = 3 * G + 3 * K
         self.grid = grid
         self.curtailment_usd_per_mwh = float(data.curtailment_usd_per_mwh)
@@ -128,7 +127,6 @@ class HourlyRecourse:
         shift = grid.shift_flow_mw
         self._rating_rhs = np.r_[grid.rating_mw + shift[grid.rated], grid.rating_mw - shift[grid.rated]]
         self._balance_const = (grid.incidence.T @ shift)[:, None] - grid.net_load_mw  # (N, T)
-        self.n_rows_eq = a_eq.shape[0]
 
     # -- right-hand sides -------------------------------------------------------------------
     def _rhs(self, x: dict[str, np.ndarray], xi_t: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:

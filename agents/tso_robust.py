@@ -32,6 +32,14 @@ scenario's recourse copy, each recourse is feasible at every first stage the mas
 returns (relatively complete recourse by construction); C&CG only searches for the worst
 distribution.
 
+Benders form (``data.ccg.recourse == "benders"``, agents/tso_benders.py): instead of the
+copies, ``recourse_hourly_usd`` -> theta_jt with ``recourse_usd[j] = sum_t theta_jt`` and
+hourly optimality / feasibility cuts from the K x T hourly recourse LPs; ``separate`` writes
+them until the worst expectation is within ``BENDERS_TOL_REL`` of eta. The master is then
+about a fifth of the size (T118D10: 15,046 variables, 4,848 of them the cut rows' copies of x and
+theta, against 78,838) and is solved by
+:class:`agents.solver.CutAugmentedModel` (:meth:`TSOProblem.compile`).
+
 :class:`TSORobustAgent` wraps the problem as the ADMM coordinator of the consensus on the
 stacked (3, K, T) arrays (boundary power, up and down reserve), see
 :mod:`coordination.admm_math`.

@@ -18,7 +18,6 @@ from agents.solver import CutAugmentedModel
 from agents.tso_benders import X_ROWS, HourlyRecourse
 from agents.tso_recourse import RecourseEvaluator
 from agents.tso_robust import TSORobustAgent, build_tso_problem
-from coordination.admm_math import ADMMSettings
 from tests.test_tso_robust import FAKE_PLAIN, _fake_dso_admm, base, make_data  # noqa: F401 (fixture)
 
 
