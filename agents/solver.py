@@ -96,6 +96,10 @@ class CompiledModel:
             )
         except cp.error.SolverError as exc:
             raise SolveError(self.agent, SolveStatus.FAILED, f"solver error: {exc}") from None
+        return self._finish(t0)
+
+    def _finish(self, t0: float) -> SolveInfo:
+        """Count the solve (and a new compilation), map the status; SolveError unless optimal."""
         elapsed = time.perf_counter() - t0
         program = getattr(self.problem._cache, "param_prog", None)
         if program is not self._compiled_program:
@@ -167,13 +171,4 @@ class CutAugmentedModel(CompiledModel):
         solution = SimpleNamespace(x=raw.x, z=z, s=s, status=raw.status, solve_time=raw.solve_time,
                                    iterations=raw.iterations, obj_val=raw.obj_val)
         self.problem.unpack_results(solution, chain, inverse)
-        elapsed = time.perf_counter() - t0
-        program = getattr(self.problem._cache, "param_prog", None)
-        if program is not self._compiled_program:
-            self._compiled_program = program
-            self.builds += 1
-        self.solves += 1
-        status = STATUS_MAP.get(self.problem.status, SolveStatus.FAILED)
-        if status is not SolveStatus.OPTIMAL:
-            raise SolveError(self.agent, status, self.infeasible_hint)
-        return SolveInfo(status, float(self.problem.value), elapsed)
+        return self._finish(t0)
