@@ -217,7 +217,6 @@ class BendersRows:
         self._vals: list[np.ndarray] = []
         self._rhs: list[float] = []
         self.owner: list[int] = []  #: the scenario each row bounds (-1: a feasibility cut)
-        self.hour: list[int] = []
         self._matrix: tuple[sp.csr_matrix, np.ndarray] | None = None
 
     def add(self, t: int, alpha: float, beta: np.ndarray, scenario: int | None = None) -> None:
@@ -232,7 +231,6 @@ class BendersRows:
         self._vals.append(vals[keep])
         self._rhs.append(-float(alpha))
         self.owner.append(-1 if scenario is None else int(scenario))
-        self.hour.append(int(t))
         self._matrix = None
 
     def matrix(self) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -249,25 +247,19 @@ class BendersRows:
     def __len__(self) -> int:
         return len(self._rhs)
 
-    def cuts_by_scenario(self) -> np.ndarray:
-        """(K_s,) optimality rows per scenario, over all hours."""
-        owner = np.asarray(self.owner, dtype=int)
-        return np.bincount(owner[owner >= 0], minlength=self.n_scen)
-
     @property
     def feasibility_rows(self) -> int:
         return int(np.sum(np.asarray(self.owner, dtype=int) < 0))
 
     def state(self) -> dict:
         return {"cols": list(self._cols), "vals": list(self._vals), "rhs": list(self._rhs),
-                "owner": list(self.owner), "hour": list(self.hour)}
+                "owner": list(self.owner)}
 
     def set_state(self, state: dict) -> None:
         self._cols = [np.asarray(c) for c in state["cols"]]
         self._vals = [np.asarray(v, dtype=float) for v in state["vals"]]
         self._rhs = [float(r) for r in state["rhs"]]
         self.owner = [int(o) for o in state["owner"]]
-        self.hour = [int(h) for h in state["hour"]]
         self._matrix = None
 
 

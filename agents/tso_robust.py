@@ -193,10 +193,9 @@ class TSOProblem:
         self.slots = cp.Parameter((L, n_scen), nonneg=True, name="distribution_slots")
         self.slots.value = np.full((L, n_scen), 1.0 / n_scen)
         self.slots_used = 0
-        self.benders = data.ccg.recourse == "benders"
         self.copies = []
         self.cut_rows: BendersRows | None = None
-        if self.benders:
+        if data.ccg.recourse == "benders":
             self.recourse_hourly_usd = theta_h = cp.Variable((n_scen, T), name="recourse_hourly_usd")
             self.cut_rows = BendersRows(self.first, theta_h, n_scen, T)
             lower = recourse_lower_bound_usd(self.first, net.gen_cost_c1_usd_per_mwh)
@@ -221,6 +220,11 @@ class TSOProblem:
         self.last_recourse: RecourseResult | None = None
         self.last_worst_usd = float("nan")
         self.last_distribution = np.full(n_scen, 1.0 / n_scen)
+
+    @property
+    def benders(self) -> bool:
+        """True in the Benders form (``data.ccg.recourse``): the master holds cut rows, not copies."""
+        return self.cut_rows is not None
 
     # -- the first stage at the master's current solution ----------------------------------
     def first_stage_values(self) -> dict[str, np.ndarray]:
