@@ -65,6 +65,7 @@ from agents.dso_inputs import boundary_baseline_mw, declarations_from_messages, 
 from agents.dso_recourse import Declarations, DSOInfeasibleError, aggregate_recourse, build_recourse
 from agents.requirement_milp import RecourseInfeasibleError, RecourseSolver, ascend_requirement, worst_requirement
 from agents.robust_data import DSORobustData
+from agents.solver import CutRows
 from agents.wasserstein import ball_constraints, scenario_distances_mw, worst_case_distribution
 from coordination.evcs_messages import DeclaredCapacity
 
@@ -90,6 +91,11 @@ PATTERN_MEMORY = 4
 #: Dual cuts per violated scenario and separation beyond the worst pattern's, from the other
 #: patterns the ascent evaluated above the estimate (more cuts per master solve, fewer rounds).
 EXTRA_BENDERS_CUTS = 3
+#: Where the dual cuts live: "parameters" = a Parameter pool of BENDERS_SLOTS x K rows (the
+#: agent's master; a full pool replaces its slackest row), "rows" = plain data rows appended at
+#: each solve by agents.solver.CutAugmentedModel (the centralized model, whose Parameters
+#: would otherwise take cvxpy tens of GB on T118D10).
+CUT_POOLS = ("parameters", "rows")
 #: Two patterns / distributions closer than this are the same cut.
 SAME_CUT_TOL = 1e-9
 
@@ -105,8 +111,10 @@ def _spread(declared_mw: np.ndarray) -> sp.csr_matrix:
 class DSOProblem:
     """The robust DSO master (first stage, pattern and distribution slots, recourse copies)."""
 
-    def __init__(self, data: DSORobustData, baselines_mw: np.ndarray, declared: Declarations):
+    def __init__(self, data: DSORobustData, baselines_mw: np.ndarray, declared: Declarations, cut_pool: str = "parameters"):
         validate_dso_robust_data(data)
+        if cut_pool not in CUT_POOLS:
+            raise ValueError(f"DSO {data.name!r}: cut_pool = {cut_pool!r}; give one of {CUT_POOLS}")
         self.data = data
         self.name = data.name
         T, E = data.horizon_h, len(data.evcs_names)
@@ -177,16 +185,25 @@ class DSOProblem:
         xvec = cp.hstack([p, up, dn, share_up, share_dn])
         nx = xvec.size
         B = BENDERS_SLOTS * K
-        self.cut_alpha = cp.Parameter(B, name="dso_cut_alpha", value=np.zeros(B))
-        self.cut_beta = cp.Parameter((B, nx), name="dso_cut_beta", value=np.zeros((B, nx)))
-        self.cut_owner = cp.Parameter((B, K), nonneg=True, name="dso_cut_owner", value=np.zeros((B, K)))
+        self.cut_alpha = self.cut_beta = self.cut_owner = None
+        if cut_pool == "parameters":
+            self.cut_alpha = cp.Parameter(B, name="dso_cut_alpha", value=np.zeros(B))
+            self.cut_beta = cp.Parameter((B, nx), name="dso_cut_beta", value=np.zeros((B, nx)))
+            self.cut_owner = cp.Parameter((B, K), nonneg=True, name="dso_cut_owner", value=np.zeros((B, K)))
         self.cut_used = 0  #: pool rows in use
         #: cuts written over an older one because the pool was full (the replaced cut is the one
         #: with the most slack at the current solution)
         self.cuts_replaced = 0
         self._xvec = xvec
         cons.append(self.theta >= 0)  # every recourse cost term is a penalty >= 0 (kept when cut slots are reused)
-        cons.append(self.cut_alpha + self.cut_beta @ xvec <= self.cut_owner @ self.theta)
+        #: cut_pool "rows": the cuts as plain data rows over (xvec, theta), no cap and no
+        #: replacement; the model must then be a CutAugmentedModel over them (cut_rows)
+        self.cut_rows: CutRows | None = None
+        if cut_pool == "parameters":
+            cons.append(self.cut_alpha + self.cut_beta @ xvec <= self.cut_owner @ self.theta)
+        else:
+            self.cut_rows = CutRows(cp.Variable(nx + K, name=f"dso_cut_vars_{data.name}"))
+            cons += [self.cut_rows.variable[:nx] == xvec, self.cut_rows.variable[nx:] == self.theta]
         # network-free columns (agents.dso_recourse.aggregate_recourse): per scenario AGGREGATE_SLOTS
         # patterns, each a relaxation of the recourse without branch and voltage rows that bounds
         # theta_j from below; they give the master the stations' hour-by-hour energy limits exactly
@@ -320,6 +337,11 @@ class DSOProblem:
         T, ET = self.data.horizon_h, self.spread_up.shape[0]
         bu, bd = beta_full[3 * T: 3 * T + ET], beta_full[3 * T + ET:]
         beta = np.r_[beta_full[: 3 * T], self.spread_up.T @ bu, self.spread_dn.T @ bd]  # chain rule through u = U * share
+        if self.cut_rows is not None:  # alpha + beta @ xvec - theta_j <= 0
+            nx = beta.size
+            self.cut_rows.append(np.r_[np.arange(nx), nx + j], np.r_[beta, -1.0], -alpha, j)
+            self.cut_used += 1
+            return
         a, b, owner = np.array(self.cut_alpha.value), np.array(self.cut_beta.value), np.array(self.cut_owner.value)
         if self.cut_used < a.size:
             slot = self.cut_used
@@ -335,6 +357,8 @@ class DSOProblem:
 
     def cuts_by_scenario(self) -> np.ndarray:
         """(K,) pool rows in use per scenario."""
+        if self.cut_rows is not None:
+            return np.bincount(np.asarray(self.cut_rows.owner, dtype=int), minlength=self.theta.size)
         return np.asarray(self.cut_owner.value, dtype=float).sum(axis=0).round().astype(int)
 
     def _write_distribution(self, q: np.ndarray) -> bool:
@@ -344,10 +368,32 @@ class DSOProblem:
         self.dist_used = fill_slot(self.dist_slots, self.dist_used, q, self.theta.value)
         return True
 
-    def _ascend(self, x: dict, j: int, budget: int):
+    def _certify_round(self, x: dict, budget: int, worst: list, above_usd: np.ndarray) -> tuple[list, int]:
+        """The exact check of the inner loop, lazily: one MILP per scenario, asking for a pattern
+        above ``above_usd[j]`` (the bar less the scenario's constant), the scenarios closest to
+        their bar under the ascent first; the round stops at the first pattern found (the next
+        master moves the first stage anyway, and every MILP of this round would be asked again
+        there), which the ascent then polishes (starting from it) into a deeper cut with its
+        neighbours as extra cuts. Only a round in which every scenario's MILP finds nothing
+        ends the C&CG, so the certificate is the same as checking every scenario every round.
+        (Checking all K each round cost K MILPs per master on T30D2: 1-4 s each, most of them
+        proving again that an unviolated scenario stays so.) Returns the scenarios' worst
+        patterns and the number of MILPs solved."""
+        worst = list(worst)
+        order = np.argsort([-(w.value_usd - above_usd[j]) for j, w in enumerate(worst)], kind="stable")
+        for n, j in enumerate(order, start=1):
+            found = self._certify(x, j, budget, float(above_usd[j]))
+            if found is not None:
+                polished = self._ascend(x, j, budget, extra_start=(found.a_up, found.a_dn))
+                worst[j] = polished if polished.value_usd >= found.value_usd else found
+                return worst, n
+        return worst, len(order)
+
+    def _ascend(self, x: dict, j: int, budget: int, extra_start: tuple | None = None):
         r_ub, r_eq0 = self.recourse.rhs(x, self.scenarios_mw[j])
+        starts = self.found[j] if extra_start is None else [extra_start, *self.found[j]]
         try:
-            return ascend_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget, self.found[j],
+            return ascend_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget, starts,
                                       solver=self.lp_solvers[j])
         except RecourseInfeasibleError:
             return self._worst(x, j, budget)[0]  # the MILP names the cause
@@ -368,6 +414,8 @@ class DSOProblem:
         pattern above the bar (``theta_j + tol``; ``max(theta_j, eta) + tol`` under "ro") and
         stops at the first it finds; one that finds none
         within ``MIP_TIME_LIMIT_S`` confirms convergence only as far as that search went.
+        The MILPs of a round run lazily (:meth:`_certify_round`): the round stops at the
+        first scenario with a pattern above its bar.
         """
         x = self.first_stage_values()
         theta = np.asarray(self.theta.value, dtype=float)
@@ -407,9 +455,9 @@ class DSOProblem:
                 self.center_value_usd = value
                 self.last_added = (0, 0)
                 return CutReport(0, eta, sup, inner_solves=solves, outer_solves=1, moved=True)
-            if not exact and self.certify:  # a MILP per scenario asks for a pattern above theta_j + tol
-                worst = [self._certify(x, j, budget, bar[j] - consts[j]) or w for j, w in enumerate(worst)]
-                solves += K
+            if not exact and self.certify:
+                worst, milps = self._certify_round(x, budget, worst, bar - consts)
+                solves += milps
         Q = np.array([w.value_usd for w in worst]) + consts
         added = 0
         for j, w in enumerate(worst):
@@ -473,13 +521,17 @@ class DSOProblem:
 
     # -- cut state for checkpoints -------------------------------------------------------------
     def cut_state(self) -> dict:
-        return {
+        if self.cut_rows is not None:
+            pool = {"cut_rows": self.cut_rows.state()}
+        else:
+            pool = {"cut_alpha": np.array(self.cut_alpha.value), "cut_beta": np.array(self.cut_beta.value),
+                    "cut_owner": np.array(self.cut_owner.value)}
+        return pool | {
             "dist_slots": np.array(self.dist_slots.value), "dist_used": self.dist_used,
             "a_up": [[np.array(p.value) for p in row] for row in self.a_up],
             "a_dn": [[np.array(p.value) for p in row] for row in self.a_dn],
             "req_used": list(self.req_used), "cuts_added": self.cuts_added,
-            "cut_alpha": np.array(self.cut_alpha.value), "cut_beta": np.array(self.cut_beta.value),
-            "cut_owner": np.array(self.cut_owner.value), "cut_used": self.cut_used,
+            "cut_used": self.cut_used,
             "cuts_replaced": self.cuts_replaced,
             "found": [[(a.copy(), b.copy()) for a, b in f] for f in self.found],
             "center": self.center.copy(),
@@ -497,9 +549,12 @@ class DSOProblem:
                     p.value = np.array(v)
         self.req_used = list(state["req_used"])
         self.cuts_added = int(state["cuts_added"])
-        self.cut_alpha.value = np.array(state["cut_alpha"])
-        self.cut_beta.value = np.array(state["cut_beta"])
-        self.cut_owner.value = np.array(state["cut_owner"])
+        if self.cut_rows is not None:
+            self.cut_rows.set_state(state["cut_rows"])
+        else:
+            self.cut_alpha.value = np.array(state["cut_alpha"])
+            self.cut_beta.value = np.array(state["cut_beta"])
+            self.cut_owner.value = np.array(state["cut_owner"])
         self.cut_used = int(state["cut_used"])
         self.cuts_replaced = int(state.get("cuts_replaced", 0))
         self.found = [[(np.array(a), np.array(b)) for a, b in f] for f in state.get("found", self.found)]
@@ -517,12 +572,14 @@ class DSOProblem:
                 "copies": sum(len(c) for c in self.copies)}
 
 
-def build_dso_problem(data: DSORobustData, baselines_mw: np.ndarray, declared: list[DeclaredCapacity]) -> DSOProblem:
-    """The DSO's RobustProblem from its data, the EVCS baselines (E, T) and declarations."""
+def build_dso_problem(data: DSORobustData, baselines_mw: np.ndarray, declared: list[DeclaredCapacity],
+                      cut_pool: str = "parameters") -> DSOProblem:
+    """The DSO's RobustProblem from its data, the EVCS baselines (E, T) and declarations
+    (``cut_pool``: see ``CUT_POOLS``)."""
     b = np.asarray(baselines_mw, dtype=float)
     shape = (len(data.evcs_names), data.horizon_h)
     if b.shape != shape:
         raise ValueError(f"DSO {data.name!r}: baselines_mw has shape {b.shape}; give one row per station and one column per hour {shape}")
-    return DSOProblem(data, b, declarations_from_messages(data, list(declared)))
+    return DSOProblem(data, b, declarations_from_messages(data, list(declared)), cut_pool)
 
 

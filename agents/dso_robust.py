@@ -22,13 +22,14 @@ from agents.dso_inputs import (  # noqa: F401  (re-exported for the protocol cod
     validate_dso_robust_data,
 )
 from agents.dso_master import (  # noqa: F401  (re-exported: the problem is part of the agent's API)
+    CUT_POOLS,
     MASTER_SOLVER,
     MASTER_SOLVER_OPTIONS,
     DSOProblem,
     build_dso_problem,
 )
 from agents.robust_data import DSORobustData
-from agents.solver import CompiledModel
+from agents.solver import CompiledModel, CutAugmentedModel
 from coordination.admm_math import linear_coefficient
 from coordination.evcs_messages import ClearedCapacity, DeclaredCapacity, EVCSBaseline, IncentivePrices
 from coordination.messages import ReserveProposal, ReserveUpdate, RobustCostReport
@@ -48,10 +49,15 @@ class DSORobustAgent:
 
     role = "dso"
 
-    def __init__(self, data: DSORobustData):
+    def __init__(self, data: DSORobustData, cut_pool: str = "parameters"):
+        """``cut_pool``: where the master keeps its dual cuts (``agents.dso_master.CUT_POOLS``);
+        "rows" compiles the master as a :class:`agents.solver.CutAugmentedModel`."""
         validate_dso_robust_data(data)
+        if cut_pool not in CUT_POOLS:
+            raise ValueError(f"DSO {data.name!r}: cut_pool = {cut_pool!r}; give one of {CUT_POOLS}")
         self.name = data.name
         self.data = data
+        self.cut_pool = cut_pool
         self.iteration = 0
         self.baselines_mw: np.ndarray | None = None
         self.p0_mw: np.ndarray | None = None
@@ -105,7 +111,7 @@ class DSORobustAgent:
         return None
 
     def _build(self, declared: list[DeclaredCapacity]) -> None:
-        self.problem = build_dso_problem(self.data, self.baselines_mw, declared)
+        self.problem = build_dso_problem(self.data, self.baselines_mw, declared, self.cut_pool)
         self.declarations = declared
         T = self.data.horizon_h
         #: rho per shared value (T,) each; the same value everywhere unless the TSO sends one per value
@@ -115,9 +121,11 @@ class DSORobustAgent:
             self.linear[k] @ v + 0.5 * cp.sum(cp.multiply(self.rho[k], cp.square(v))) for k, v in self.problem.shared.items()
         )
         self.problem.extra_cost = admm
-        self.model = CompiledModel(
+        rows = () if self.problem.cut_rows is None else (self.problem.cut_rows,)
+        self.model = (CutAugmentedModel if rows else CompiledModel)(
             self.name,
             cp.Problem(cp.Minimize(self.problem.cost + self.problem.stabilizer + admm), self.problem.constraints),
+            *rows,
             solver=MASTER_SOLVER,
             solver_options=MASTER_SOLVER_OPTIONS,
             infeasible_hint="the DSO master is infeasible: check the substation limit against the boundary "

@@ -112,17 +112,74 @@ class CompiledModel:
         return SolveInfo(status, float(self.problem.value), elapsed)
 
 
+class CutRows:
+    """Cut rows ``C @ variable <= d`` kept as plain data (no cvxpy Parameters).
+
+    ``variable`` is a plain cvxpy Variable of the problem, tied by equalities to what the
+    cuts are written over (the first stage, the recourse estimates). Each row is stored
+    sparse; :meth:`matrix` builds ``(C, d)`` once per change. :class:`CutAugmentedModel`
+    appends the rows to the compiled model at each solve, so a pool of any size leaves the
+    model compiled once and costs cvxpy nothing (as Parameters, a pool of R rows over n
+    entries is R x n parameter entries, which cvxpy's parametric canonicalization holds
+    densely against the objective: tens of GB on T118D10).
+    """
+
+    def __init__(self, variable: cp.Variable):
+        self.variable = variable
+        self._cols: list[np.ndarray] = []
+        self._vals: list[np.ndarray] = []
+        self._rhs: list[float] = []
+        self.owner: list[int] = []  #: a tag per row (the scenario it bounds; -1: none)
+        self._matrix: tuple[sp.csr_matrix, np.ndarray] | None = None
+
+    def append(self, cols: np.ndarray, vals: np.ndarray, rhs: float, owner: int = -1) -> None:
+        """The row ``sum vals * variable[cols] <= rhs`` (zero coefficients dropped)."""
+        cols, vals = np.asarray(cols, dtype=np.int64), np.asarray(vals, dtype=float)
+        keep = vals != 0.0
+        self._cols.append(cols[keep])
+        self._vals.append(vals[keep])
+        self._rhs.append(float(rhs))
+        self.owner.append(int(owner))
+        self._matrix = None
+
+    def matrix(self) -> tuple[sp.csr_matrix, np.ndarray]:
+        """(C, d): the rows ``C @ variable <= d`` (built once per change)."""
+        if self._matrix is None:
+            n = len(self._rhs)
+            indptr = np.r_[0, np.cumsum([c.size for c in self._cols])].astype(np.int64)
+            cols = np.concatenate(self._cols) if n else np.zeros(0, dtype=np.int64)
+            vals = np.concatenate(self._vals) if n else np.zeros(0)
+            C = sp.csr_matrix((vals, cols, indptr), shape=(n, self.variable.size))
+            self._matrix = (C, np.asarray(self._rhs, dtype=float))
+        return self._matrix
+
+    def __len__(self) -> int:
+        return len(self._rhs)
+
+    def state(self) -> dict:
+        return {"cols": list(self._cols), "vals": list(self._vals), "rhs": list(self._rhs),
+                "owner": list(self.owner)}
+
+    def set_state(self, state: dict) -> None:
+        self._cols = [np.asarray(c, dtype=np.int64) for c in state["cols"]]
+        self._vals = [np.asarray(v, dtype=float) for v in state["vals"]]
+        self._rhs = [float(r) for r in state["rhs"]]
+        self.owner = [int(o) for o in state["owner"]]
+        self._matrix = None
+
+
 class CutAugmentedModel(CompiledModel):
     """A :class:`CompiledModel` whose solver data get extra rows ``C @ v <= d`` at each solve.
 
-    ``rows`` has ``variable`` (a plain cvxpy Variable of the problem) and ``matrix()`` ->
-    ``(C, d)`` over that variable's entries. The problem is compiled once with its Parameters;
+    ``rows`` is one :class:`CutRows` or a sequence of them (the centralized model holds the
+    TSO's and every DSO's), each over its own plain cvxpy Variable of the problem. The
+    problem is compiled once with its Parameters;
     each solve takes the compiled data at the current parameter values, inserts the rows
     after the nonnegative-cone block and calls the solver (Clarabel) through cvxpy's own
     interface, then strips their duals and unpacks the solution into the problem (variable
     values, the other constraints' duals, ``problem.value``). This serves cut pools that grow
-    past what cvxpy Parameters can hold (agents/tso_benders.py). Without rows it is a plain
-    :meth:`CompiledModel.solve`.
+    past what cvxpy Parameters can hold (agents/tso_benders.py, the DSO pools of the
+    centralized model). Without rows it is a plain :meth:`CompiledModel.solve`.
     """
 
     def __init__(self, agent: str, problem: cp.Problem, rows, solver: str = DEFAULT_SOLVER,
@@ -130,31 +187,39 @@ class CutAugmentedModel(CompiledModel):
         if solver != "CLARABEL":
             raise ValueError(f"agent {agent!r}: CutAugmentedModel needs the CLARABEL solver, got {solver!r}")
         super().__init__(agent, problem, solver, solver_options, infeasible_hint)
-        self.rows = rows
-        self._offset: tuple[object, int] | None = None  # (compiled program, offset of rows.variable)
+        self.rows = [rows] if isinstance(rows, CutRows) else list(rows)
+        self._offsets: tuple[object, list[int]] | None = None  # (compiled program, offset of each rows.variable)
 
-    def _variable_offset(self, inverse_data: list) -> int:
+    def _variable_offsets(self, inverse_data: list) -> list[int]:
         program = getattr(self.problem._cache, "param_prog", None)
-        if self._offset is None or self._offset[0] is not program:
-            vid = self.rows.variable.id
-            found = [d.var_offsets[vid] for d in inverse_data if vid in getattr(d, "var_offsets", {})]
-            if not found:
-                raise RuntimeError(f"agent {self.agent!r}: the cut variable is not in the compiled problem")
-            self._offset = (program, int(found[-1]))
-        return self._offset[1]
+        if self._offsets is None or self._offsets[0] is not program:
+            offsets = []
+            for source in self.rows:
+                vid = source.variable.id
+                found = [d.var_offsets[vid] for d in inverse_data if vid in getattr(d, "var_offsets", {})]
+                if not found:
+                    raise RuntimeError(f"agent {self.agent!r}: the cut variable {source.variable.name()!r} is not in the compiled problem")
+                offsets.append(int(found[-1]))
+            self._offsets = (program, offsets)
+        return self._offsets[1]
 
     def solve(self) -> SolveInfo:
-        C, d = self.rows.matrix()
-        if C.shape[0] == 0:
+        blocks = [source.matrix() for source in self.rows]
+        if sum(C.shape[0] for C, _ in blocks) == 0:
             return super().solve()
         t0 = time.perf_counter()
         data, chain, inverse = self.problem.get_problem_data(
             self.solver, canon_backend=cp.SCIPY_CANON_BACKEND, solver_opts=self.solver_options
         )
-        offset = self._variable_offset(inverse)
         A, b, dims = data["A"], data["b"], data["dims"]
-        n, m = A.shape[1], C.shape[0]
-        rows = sp.hstack([sp.csr_matrix((m, offset)), C, sp.csr_matrix((m, n - offset - C.shape[1]))], format="csr")
+        n = A.shape[1]
+        placed = [
+            sp.hstack([sp.csr_matrix((C.shape[0], offset)), C, sp.csr_matrix((C.shape[0], n - offset - C.shape[1]))], format="csr")
+            for (C, _), offset in zip(blocks, self._variable_offsets(inverse)) if C.shape[0]
+        ]
+        rows = sp.vstack(placed, format="csr")
+        d = np.concatenate([d for C, d in blocks if C.shape[0]])
+        m = rows.shape[0]
         k = dims.zero + dims.nonneg
         extended = dict(data)
         extended["A"] = sp.vstack([A[:k], rows, A[k:]], format="csc")

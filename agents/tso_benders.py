@@ -40,7 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from agents.requirement_milp import RecourseInfeasibleError, RecourseLP, RecourseSolver
-from agents.solver import SolveError, SolveStatus
+from agents.solver import CutRows, SolveError, SolveStatus
 from agents.tso import TSOData
 from agents.tso_recourse import FirstStage, RecourseResult, TSOGrid
 
@@ -193,7 +193,7 @@ class HourlyRecourse:
         return self._cut(sol.dual_ub, sol.dual_eq, xi_t, t, 0.0)
 
 
-class BendersRows:
+class BendersRows(CutRows):
     """The master's Benders rows ``C @ cut_vars <= d``, kept as plain data (no Parameters).
 
     ``cut_vars`` (``variable``) is a plain Variable tied to the first stage and theta by
@@ -204,20 +204,16 @@ class BendersRows:
     solve, so the master is compiled once however many cuts it gets (cvxpy Parameters for a
     pool of cut rows would hold n_x = 3 n_gen + 3 K entries per row: about 575,000 on
     T118D10, past what cvxpy's parametric canonicalization can hold in memory).
+    ``owner``: the scenario each row bounds (-1: a feasibility cut).
     """
 
     def __init__(self, first: FirstStage, theta: cp.Variable, n_scen: int, horizon_h: int):
         X = cp.vstack([getattr(first, k) for k in X_ROWS])  # (n_x, T)
         self.n_x, self.n_scen, self.horizon_h = int(X.shape[0]), n_scen, horizon_h
         n_first = self.n_x * horizon_h
-        self.variable = cp.Variable(n_first + n_scen * horizon_h, name="tso_cut_vars")
+        super().__init__(cp.Variable(n_first + n_scen * horizon_h, name="tso_cut_vars"))
         self.constraints = [self.variable[:n_first] == cp.vec(X, order="F"),
                             self.variable[n_first:] == cp.vec(theta, order="F")]
-        self._cols: list[np.ndarray] = []
-        self._vals: list[np.ndarray] = []
-        self._rhs: list[float] = []
-        self.owner: list[int] = []  #: the scenario each row bounds (-1: a feasibility cut)
-        self._matrix: tuple[sp.csr_matrix, np.ndarray] | None = None
 
     def add(self, t: int, alpha: float, beta: np.ndarray, scenario: int | None = None) -> None:
         """An optimality cut on theta[scenario, t], or (``scenario`` None) a feasibility cut."""
@@ -226,41 +222,11 @@ class BendersRows:
         if scenario is not None:
             cols = np.r_[cols, self.n_x * self.horizon_h + t * self.n_scen + scenario]
             vals = np.r_[vals, -1.0]
-        keep = vals != 0.0
-        self._cols.append(cols[keep])
-        self._vals.append(vals[keep])
-        self._rhs.append(-float(alpha))
-        self.owner.append(-1 if scenario is None else int(scenario))
-        self._matrix = None
-
-    def matrix(self) -> tuple[sp.csr_matrix, np.ndarray]:
-        """(C, d): the rows ``C @ cut_vars <= d`` (built once per change)."""
-        if self._matrix is None:
-            n = len(self._rhs)
-            indptr = np.r_[0, np.cumsum([c.size for c in self._cols])].astype(np.int64)
-            cols = np.concatenate(self._cols) if n else np.zeros(0, dtype=np.int64)
-            vals = np.concatenate(self._vals) if n else np.zeros(0)
-            C = sp.csr_matrix((vals, cols, indptr), shape=(n, self.variable.size))
-            self._matrix = (C, np.asarray(self._rhs, dtype=float))
-        return self._matrix
-
-    def __len__(self) -> int:
-        return len(self._rhs)
+        self.append(cols, vals, -float(alpha), -1 if scenario is None else int(scenario))
 
     @property
     def feasibility_rows(self) -> int:
         return int(np.sum(np.asarray(self.owner, dtype=int) < 0))
-
-    def state(self) -> dict:
-        return {"cols": list(self._cols), "vals": list(self._vals), "rhs": list(self._rhs),
-                "owner": list(self.owner)}
-
-    def set_state(self, state: dict) -> None:
-        self._cols = [np.asarray(c) for c in state["cols"]]
-        self._vals = [np.asarray(v, dtype=float) for v in state["vals"]]
-        self._rhs = [float(r) for r in state["rhs"]]
-        self.owner = [int(o) for o in state["owner"]]
-        self._matrix = None
 
 
 def recourse_lower_bound_usd(first: FirstStage, c1_usd_per_mwh: np.ndarray) -> cp.Expression:

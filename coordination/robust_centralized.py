@@ -65,13 +65,14 @@ def _outcome(problem) -> dict[str, float]:
     return {k: float(ev.get(k, 0.0)) for k in OUTCOME_KEYS}
 
 
-def _dso_agents(scn: RobustScenario) -> list[DSORobustAgent]:
-    """Stages 1-2 in-process: EVCS baselines and declarations, DSO models built from them."""
+def _dso_agents(scn: RobustScenario, cut_pool: str = "parameters") -> list[DSORobustAgent]:
+    """Stages 1-2 in-process: EVCS baselines and declarations, DSO models built from them
+    (``cut_pool``: where their dual cuts live, ``agents.dso_master.CUT_POOLS``)."""
     stations = [EVCSAgent(e) for e in scn.evcs]
     baselines = [s.baseline() for s in stations]
     agents = []
     for data in scn.dsos:
-        dso = DSORobustAgent(data)
+        dso = DSORobustAgent(data, cut_pool)
         dso.collect_baselines(tuple(m for m in baselines if isinstance(m, EVCSBaseline) and m.receiver == data.name))
         prices = {m.receiver: m for m in dso.incentive_prices()}
         declared = [s.declare((prices[s.name],)) for s in stations if s.name in prices]
@@ -107,7 +108,7 @@ def solve_robust_centralized(scn: RobustScenario) -> RobustCentralResult:
     """Solve the joint DRO-ARO problem by C&CG; raise :class:`agents.solver.SolveError` if it fails,
     :class:`CentralizedTooLarge` (before any solve) if it would not fit in memory here."""
     t0 = time.perf_counter()
-    dsos = _dso_agents(scn)
+    dsos = _dso_agents(scn, cut_pool="rows")
     tso = build_tso_problem(scn.tso)
     by_name = {d.name: d for d in dsos}
     problems = [tso] + [by_name[n].problem for n in scn.tso.base.feeder_names]
@@ -132,7 +133,7 @@ def solve_robust_centralized(scn: RobustScenario) -> RobustCentralResult:
         joint,
         "centralized",
         infeasible_hint="the joint TSO-DSO model has no feasible plan; check each agent alone",
-        soc_objective=False,
+        extra_rows=tuple(d.problem.cut_rows for d in dsos),
     )
     run = solve_with_cuts(model, problems, max(d.ccg.max_iterations for d in [scn.tso, *scn.dsos]) * 4)
     costs = {scn.tso.name: float(tso.cost.value)}

@@ -293,6 +293,69 @@ def test_a_full_cut_pool_is_shared_reused_and_counted(feeder, monkeypatch):
     assert fresh.problem.cuts_replaced == pb.cuts_replaced
 
 
+def test_cuts_as_data_rows_reach_the_same_optimum_and_survive_a_checkpoint(feeder):
+    """cut_pool "rows" (the centralized model's form): the dual cuts are plain rows that a
+    CutAugmentedModel appends at each solve, with no Parameters for them. The same ADMM
+    update gives the same objective as the Parameter pool, within the C&CG tolerance, with
+    the model compiled once and every row bounding one scenario."""
+    from agents.solver import CutAugmentedModel
+
+    data, base, decl = make_data(feeder)
+    out = {}
+    for pool in ("parameters", "rows"):
+        agent = DSORobustAgent(data, cut_pool=pool)
+        proposal = agent.collect_baselines(base)
+        agent.receive_declarations(decl)
+        agent.solve_local((dataclasses.replace(reserve_update(proposal.p_mw, 1), certify=True),))
+        assert agent.last_ccg.converged and agent.certified and agent.model.builds == 1
+        out[pool] = (agent, float(agent.model.problem.value))
+    rows_agent, pb = out["rows"][0], out["rows"][0].problem
+    assert isinstance(rows_agent.model, CutAugmentedModel) and pb.cut_alpha is None
+    assert not [p for p in rows_agent.model.problem.parameters() if p.name().startswith("dso_cut")]
+    assert pb.cut_used == len(pb.cut_rows) > 0 and pb.cuts_by_scenario().sum() == pb.cut_used
+    tol = max(data.ccg.tol_abs_usd, data.ccg.tol_rel * abs(out["parameters"][1]))
+    assert out["rows"][1] == pytest.approx(out["parameters"][1], abs=2 * tol)
+    Q, _ = pb.exact_worst()
+    assert np.all(Q <= pb.theta.value + tol + 1e-6)  # the rows hold theta up to the exact worst case
+    fresh = DSORobustAgent(data, cut_pool="rows")
+    fresh.set_state(rows_agent.get_state())
+    C, d = fresh.problem.cut_rows.matrix()
+    C0, d0 = pb.cut_rows.matrix()
+    assert (C != C0).nnz == 0 and np.array_equal(d, d0)
+    with pytest.raises(ValueError, match="cut_pool"):
+        DSORobustAgent(data, cut_pool="slots")
+
+
+def test_the_exact_check_stops_at_the_first_violated_scenario_closest_first(solved, monkeypatch):
+    """A certification round asks the scenarios' MILPs lazily: closest to its bar (under the
+    ascent) first, stopping at the first pattern above the bar, which the ascent then polishes
+    into one at least as deep. Only a round in which every MILP finds nothing (K MILPs)
+    certifies."""
+    agent = solved[0]
+    pb = agent.problem
+    x = pb.first_stage_values()
+    budget = agent.data.uncertainty.requirement_budget_h
+    K = len(pb.scenarios_mw)
+    consts = np.array([pb.recourse.cost_constant_usd(xi) for xi in pb.scenarios_mw])
+    Q, exact = pb.exact_worst(x)
+    ascent = [pb._ascend(x, j, budget) for j in range(K)]
+    asked = []
+    real = pb._certify
+    monkeypatch.setattr(pb, "_certify", lambda x_, j, b, above: asked.append(j) or real(x_, j, b, above))
+
+    above = np.full(K, 1e9)
+    worst, milps = pb._certify_round(x, budget, ascent, above)
+    assert milps == K and sorted(asked) == list(range(K)) and worst == ascent  # nothing found: every scenario asked
+
+    j = K - 1  # the only scenario whose bar the worst pattern beats
+    above[j] = Q[j] - consts[j] - 1.0
+    asked.clear()
+    worst, milps = pb._certify_round(x, budget, ascent, above)
+    assert asked == [j] and milps == 1  # asked first, and the round stops there
+    assert above[j] < worst[j].value_usd <= exact[j].value_usd + 1e-6  # a member of the set above the bar
+    assert all(worst[i] is ascent[i] for i in range(K) if i != j)
+
+
 def test_a_run_that_stops_at_the_iteration_limit_certifies_nothing(feeder):
     """Asked to certify, a C&CG run cut short by ccg.max_iterations does not say certified
     (the TSO would otherwise stop on an unfinished proposal)."""
