@@ -1,0 +1,84 @@
+"""agents/solver.py: a Clarabel stall is retried with other settings; a model that stalls on
+every try fails with a SolveError naming the agent (not cvxpy's bare SolverError)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import cvxpy as cp
+import numpy as np
+import pytest
+from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import CLARABEL
+
+from agents.solver import RETRY_OPTIONS, CompiledModel, CutAugmentedModel, CutRows, SolveError, SolveStatus
+
+
+def _cut_model() -> tuple[CutAugmentedModel, cp.Variable]:
+    """min (x0 - 3)^2 + (x1 - 1)^2 with the cut row x0 + x1 <= 2: optimum (2, 0)."""
+    x = cp.Variable(2)
+    rows = CutRows(cp.Variable(2))
+    target = cp.Parameter(2, value=np.array([3.0, 1.0]))
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(x - target)), [rows.variable == x])
+    rows.append(np.array([0, 1]), np.array([1.0, 1.0]), 2.0)
+    return CutAugmentedModel("toy", problem, rows, solver_options={"use_quad_obj": False}), x
+
+
+def _stall_first(monkeypatch, stalls: int) -> list[dict]:
+    """Clarabel reports InsufficientProgress on its first ``stalls`` calls; returns the options seen."""
+    real = CLARABEL.solve_via_data
+    seen: list[dict] = []
+
+    def fake(self, data, warm_start, verbose, solver_opts, solver_cache=None):
+        seen.append(dict(solver_opts))
+        raw = real(self, data, warm_start, verbose, solver_opts)
+        if len(seen) <= stalls:
+            return SimpleNamespace(**{k: getattr(raw, k) for k in ("x", "z", "s", "solve_time", "iterations", "obj_val")},
+                                   status="InsufficientProgress")
+        return raw
+
+    monkeypatch.setattr(CLARABEL, "solve_via_data", fake)
+    return seen
+
+
+def test_a_stalled_cut_augmented_solve_is_retried_with_the_next_settings(monkeypatch):
+    model, x = _cut_model()
+    seen = _stall_first(monkeypatch, stalls=1)
+    info = model.solve()
+    assert info.status is SolveStatus.OPTIMAL and model.retries == 1
+    assert len(seen) == 2 and all(seen[1][k] == v for k, v in RETRY_OPTIONS[0].items())
+    assert all(k not in seen[0] for k in RETRY_OPTIONS[0])
+    np.testing.assert_allclose(x.value, [2.0, 0.0], atol=1e-5)
+    model.solve()  # a clean solve is not counted
+    assert model.retries == 1
+
+
+def test_a_model_that_stalls_on_every_try_fails_with_a_named_solve_error(monkeypatch):
+    model, _ = _cut_model()
+    seen = _stall_first(monkeypatch, stalls=99)
+    with pytest.raises(SolveError, match=r"agent 'toy'.*InsufficientProgress") as err:
+        model.solve()
+    assert err.value.status is SolveStatus.FAILED and len(seen) == 1 + len(RETRY_OPTIONS)
+
+
+def test_a_plain_compiled_model_retries_a_solver_error(monkeypatch):
+    x = cp.Variable(2)
+    target = cp.Parameter(2, value=np.array([3.0, 1.0]))
+    model = CompiledModel("plain", cp.Problem(cp.Minimize(cp.sum_squares(x - target)), [cp.sum(x) <= 2]))
+    calls = []
+    real = cp.Problem.solve
+
+    def flaky(self, *args, **kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise cp.error.SolverError("Solver 'CLARABEL' failed.")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(cp.Problem, "solve", flaky)
+    model.solve()
+    assert model.retries == 1 and len(calls) == 2 and calls[1]["equilibrate_max_iter"] == 50
+    np.testing.assert_allclose(x.value, [2.0, 0.0], atol=1e-5)
+    calls.clear()
+    monkeypatch.setattr(cp.Problem, "solve", lambda self, *a, **k: calls.append(k) or (_ for _ in ()).throw(cp.error.SolverError("x")))
+    with pytest.raises(SolveError, match="agent 'plain'.*solver error"):
+        model.solve()
+    assert len(calls) == 1 + len(RETRY_OPTIONS)
