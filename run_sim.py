@@ -91,8 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "(fields of scenarios.tso_dso_evcs.RobustSettings and rho_usd_per_mw2h, adaptive, eps_abs, "
                         "eps_rel, mu, tau, relaxation, rho_per_value, rho_range, cost_tol_rel; see docs/tso_dso_evcs.md)")
     p.add_argument("--quiet", action="store_true", help="no per-iteration progress lines")
+    p.add_argument("--progress", action="store_true",
+                   help="per-iteration progress lines on stderr even when it is not a terminal (a log file, "
+                        "nohup); without it they show only on a terminal")
     p.add_argument("--list", action="store_true", help="list the scenarios and their cases, then exit")
     return p
+
+
+def _show_progress(args) -> bool:
+    """Progress lines: on a terminal, or anywhere with --progress; never with --quiet."""
+    return not args.quiet and (args.progress or sys.stderr.isatty())
 
 
 def parse_settings(items: list[str]) -> dict:
@@ -216,7 +224,7 @@ def _run_protocol_scenario(args, entry) -> int:
 
     out_dir = Path(args.out or os.path.join("results", f"{args.scenario}-{case}"))
     options = _run_options(args)
-    show = not args.quiet and sys.stderr.isatty()
+    show = _show_progress(args)
 
     def progress(line: str) -> None:
         if show:
@@ -303,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out_dir = Path(args.out or os.path.join("results", f"{config.name}-{case}"))
     options = _run_options(args, faults=faults, noise=noise)
-    show = not args.quiet and sys.stderr.isatty()
+    show = _show_progress(args)
 
     def progress(rec) -> None:
         if show:

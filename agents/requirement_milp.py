@@ -137,11 +137,17 @@ def requirement_from_pattern(a_up: np.ndarray, a_dn: np.ndarray, up_mw: np.ndarr
 
 
 def solve_recourse(lp: RecourseLP, r_ub: np.ndarray, r_eq: np.ndarray) -> RecourseSolution:
-    """The primal recourse LP (HiGHS); raises :class:`RecourseInfeasibleError` if it has no solution."""
+    """The primal recourse LP (HiGHS; retried without presolve when it does not end optimal);
+    raises :class:`RecourseInfeasibleError` if it has no solution."""
     bounds = np.where(lp.nonneg[:, None], [[0.0, np.inf]], [[-np.inf, np.inf]])
-    res = linprog(
-        lp.cost, A_ub=lp.a_ub, b_ub=r_ub, A_eq=lp.a_eq, b_eq=r_eq, bounds=bounds, method="highs"
-    )
+    for presolve in (True, False):
+        res = linprog(lp.cost, A_ub=lp.a_ub, b_ub=r_ub, A_eq=lp.a_eq, b_eq=r_eq, bounds=bounds, method="highs",
+                      options={"presolve": presolve})
+        if res.status == 0:
+            break
+        # HiGHS's presolve can call a feasible LP infeasible when the first stage holds values
+        # of 1e-9 MW and right-hand sides of 1e-17 (an interior-point master's noise): on T30D2
+        # case 2 the centralized model's first master hit this; the LP without presolve is optimal
     if res.status != 0:
         raise RecourseInfeasibleError(f"recourse LP: {res.message}")
     lam = np.clip(-np.asarray(res.ineqlin.marginals), 0.0, None) if lp.a_ub.shape[0] else np.zeros(0)

@@ -75,6 +75,18 @@ def test_progress_is_shown_on_a_terminal(tmp_path):
     assert text.count("iter ") == 3 and "primal" in text and "dual" in text
 
 
+def test_progress_goes_to_a_log_file_when_asked(tmp_path):
+    """--progress prints the per-iteration lines on a stderr that is not a terminal (a log
+    file); without it that stderr gets none."""
+    for flag, lines in (([], 0), (["--progress"], 2)):
+        proc = subprocess.run(
+            [sys.executable, "run_sim.py", "--mode", "serial", "--max-iterations", "2", *flag, "--out", str(tmp_path / "l")],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300,
+        )
+        assert proc.returncode == run_sim.EXIT_NOT_CONVERGED, proc.stderr
+        assert proc.stderr.count("iter ") == lines
+
+
 def _bad(tmp_path, capsys, argv):
     out = tmp_path / "never"
     code = run_sim.main(argv + ["--out", str(out), "--mode", "serial"])

@@ -154,6 +154,34 @@ def test_warm_recourse_solver_matches_cold_solves_and_names_an_infeasible_lp():
         ascend_requirement(tiny_lp(seed=4)[0], r_ub, r_eq0, up, dn, 2, solver=warm)
 
 
+def test_a_recourse_lp_that_presolve_calls_infeasible_is_solved_again_without_presolve(monkeypatch):
+    """HiGHS's presolve called T30D2 case 2's recourse LP infeasible at the centralized model's
+    first master (first-stage entries of 1e-9 MW); without presolve it was optimal. Here the
+    presolve run is made to fail: the LP is solved again without it; an LP infeasible either
+    way still raises."""
+    import agents.requirement_milp as rm
+
+    lp, r_ub, r_eq0 = tiny_lp()
+    r_eq = lp.r_eq(r_eq0, np.zeros(4))
+    want = solve_recourse(lp, r_ub, r_eq).value_usd
+    real, calls = rm.linprog, []
+
+    def presolve_fails(*args, options=None, **kwargs):
+        calls.append(options["presolve"])
+        res = real(*args, options=options, **kwargs)
+        if options["presolve"]:
+            res.status, res.message = 2, "The problem is infeasible. (presolve, made to fail here)"
+        return res
+
+    monkeypatch.setattr(rm, "linprog", presolve_fails)
+    assert solve_recourse(lp, r_ub, r_eq).value_usd == pytest.approx(want, rel=1e-9)
+    assert calls == [True, False]
+    bad = r_ub.copy()
+    bad[:4] = -1.0
+    with pytest.raises(RecourseInfeasibleError, match="infeasible"):
+        solve_recourse(lp, bad, r_eq)
+
+
 def test_milp_with_a_cutoff_finds_a_pattern_above_it_or_none():
     """``above_usd``: a pattern whose value beats the cutoff, or None when none does."""
     lp, r_ub, r_eq0 = tiny_lp()
