@@ -72,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from agents.solver import SolveError
     from coordination import robust_session
+    from coordination.isolated import ChildFailed
     from coordination.messages import MessageFieldError, UndeclaredMessageError
     from coordination.output import write_outputs
+    from coordination.robust_centralized import CentralizedTooLarge
     from coordination.robust_plots import plot_line_loading, plot_reserves
     from coordination.robust_tables import paper_tables, sweep_rows, write_table
     from coordination.runtime import RuntimeErrorBase
@@ -102,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
         try:
             central = robust_session.solve_centralized(prepared[0][0])
-        except SolveError as exc:
-            return _fail(EXIT_SOLVE, f"centralized: {exc}")
+        except (SolveError, CentralizedTooLarge, ChildFailed) as exc:
+            return _fail(EXIT_SOLVE, f"centralized (solved once for the sweep, before any run): {exc}")
     for scn, point in prepared:
         tag = f"case{scn.case}" + ("" if point is None else "-" + "-".join(f"{k}{v}" for k, v in point.items()))
         print(f"{args.scenario} / {tag} ...", file=sys.stderr, flush=True)

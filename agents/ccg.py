@@ -22,8 +22,9 @@ because each cut is a member of the uncertainty set, not a function of the itera
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 import cvxpy as cp
 import numpy as np
@@ -88,11 +89,14 @@ def fill_slot(slots: cp.Parameter, used: int, row: np.ndarray, estimates: np.nda
     return used
 
 
-def solve_with_cuts(model: CompiledModel, problems: list, max_iterations: int) -> CCGRun:
-    """Solve ``model`` (whose constraints include the problems' masters) until no cut is added."""
+def solve_with_cuts(model: CompiledModel, problems: list, max_iterations: int,
+                    progress: Callable[[str], None] | None = None) -> CCGRun:
+    """Solve ``model`` (whose constraints include the problems' masters) until no cut is added.
+    ``progress``: called with one line per master solve (objective, cuts added, gap, seconds)."""
     run = CCGRun(False, 0, 0, 0, 0, float("inf"))
     for _ in range(max_iterations):
-        model.solve()
+        t0 = time.perf_counter()
+        info = model.solve()
         run.master_solves += 1
         reports = [p.separate() for p in problems]
         run.history.extend(reports)
@@ -101,6 +105,9 @@ def solve_with_cuts(model: CompiledModel, problems: list, max_iterations: int) -
         run.inner_solves += sum(r.inner_solves for r in reports)
         run.outer_solves += sum(r.outer_solves for r in reports)
         run.gap_usd = sum(r.worst_case_usd - r.master_estimate_usd for r in reports)
+        if progress is not None:
+            progress(f"master {run.master_solves}: {info.objective:,.2f} $, {added} cuts added, "
+                     f"gap {run.gap_usd:,.2f} $, {time.perf_counter() - t0:.1f} s")
         if added == 0 and not any(r.moved for r in reports):
             run.converged = True
             break

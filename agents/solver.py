@@ -63,6 +63,17 @@ class SolveError(RuntimeError):
         self.status = status
         self.period = period
 
+    def __reduce__(self):
+        # pickled with its message (a child process or a Ray actor sends it back whole)
+        return (_rebuild_solve_error, (str(self), self.agent, self.status, self.period))
+
+
+def _rebuild_solve_error(message: str, agent: str, status: "SolveStatus", period: int | None) -> SolveError:
+    exc = SolveError.__new__(SolveError)
+    RuntimeError.__init__(exc, message)
+    exc.agent, exc.status, exc.period = agent, status, period
+    return exc
+
 
 @dataclass
 class SolveInfo:
@@ -76,6 +87,12 @@ class CompiledModel:
 
     ``builds`` counts how many times the underlying problem was compiled; it stays
     1 however many times :meth:`solve` runs (the test suite checks this).
+
+    ``recompile``: compile at every solve instead, with the Parameters' current values taken
+    as constants (cvxpy's ``ignore_dpp``). That skips cvxpy's parametric tensor, whose dense
+    restructuring outgrows memory on very large models (T118D10's centralized model in SOC
+    form: killed at 24 GB; recompiled: about 3 s per compilation and under 1 GB). Only for
+    such models: ``builds`` then counts every solve.
     """
 
     def __init__(
@@ -85,14 +102,16 @@ class CompiledModel:
         solver: str = DEFAULT_SOLVER,
         solver_options: dict | None = None,
         infeasible_hint: str = "check the agent's limits",
+        recompile: bool = False,
     ):
-        if not problem.is_dpp():
+        if not recompile and not problem.is_dpp():
             raise ValueError(f"agent {agent!r}: model is not DPP; it would be rebuilt on every solve")
         self.agent = agent
         self.problem = problem
         self.solver = solver
         self.solver_options = dict(DEFAULT_SOLVER_OPTIONS if solver_options is None else solver_options)
         self.infeasible_hint = infeasible_hint
+        self.recompile = recompile
         self.solves = 0
         self._compiled_program = None
         self.builds = 0
@@ -110,7 +129,8 @@ class CompiledModel:
         ladder = self._ladder()
         for n, options in enumerate(ladder):
             try:
-                self.problem.solve(solver=self.solver, warm_start=True, canon_backend=cp.SCIPY_CANON_BACKEND, **options)
+                self.problem.solve(solver=self.solver, warm_start=True, canon_backend=cp.SCIPY_CANON_BACKEND,
+                                   ignore_dpp=self.recompile, **options)
                 break
             except cp.error.SolverError as exc:
                 if n + 1 == len(ladder):
@@ -122,7 +142,7 @@ class CompiledModel:
         """Count the solve (and a new compilation), map the status; SolveError unless optimal."""
         elapsed = time.perf_counter() - t0
         program = getattr(self.problem._cache, "param_prog", None)
-        if program is not self._compiled_program:
+        if self.recompile or program is not self._compiled_program:
             self._compiled_program = program
             self.builds += 1
         self.solves += 1
@@ -203,16 +223,17 @@ class CutAugmentedModel(CompiledModel):
     """
 
     def __init__(self, agent: str, problem: cp.Problem, rows, solver: str = DEFAULT_SOLVER,
-                 solver_options: dict | None = None, infeasible_hint: str = "check the agent's limits"):
+                 solver_options: dict | None = None, infeasible_hint: str = "check the agent's limits",
+                 recompile: bool = False):
         if solver != "CLARABEL":
             raise ValueError(f"agent {agent!r}: CutAugmentedModel needs the CLARABEL solver, got {solver!r}")
-        super().__init__(agent, problem, solver, solver_options, infeasible_hint)
+        super().__init__(agent, problem, solver, solver_options, infeasible_hint, recompile)
         self.rows = [rows] if isinstance(rows, CutRows) else list(rows)
         self._offsets: tuple[object, list[int]] | None = None  # (compiled program, offset of each rows.variable)
 
     def _variable_offsets(self, inverse_data: list) -> list[int]:
         program = getattr(self.problem._cache, "param_prog", None)
-        if self._offsets is None or self._offsets[0] is not program:
+        if self.recompile or self._offsets is None or self._offsets[0] is not program:
             offsets = []
             for source in self.rows:
                 vid = source.variable.id
@@ -229,7 +250,7 @@ class CutAugmentedModel(CompiledModel):
             return super().solve()
         t0 = time.perf_counter()
         data, chain, inverse = self.problem.get_problem_data(
-            self.solver, canon_backend=cp.SCIPY_CANON_BACKEND, solver_opts=self.solver_options
+            self.solver, ignore_dpp=self.recompile, canon_backend=cp.SCIPY_CANON_BACKEND, solver_opts=self.solver_options
         )
         A, b, dims = data["A"], data["b"], data["dims"]
         n = A.shape[1]

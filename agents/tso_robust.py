@@ -290,7 +290,7 @@ class TSOProblem:
         return CutReport(added, eta, worst, inner_solves=ev.values_usd.size, outer_solves=1)
 
     def compile(self, problem: cp.Problem, agent: str, infeasible_hint: str, soc_objective: bool = True,
-                extra_rows: tuple = ()) -> CompiledModel:
+                extra_rows: tuple = (), recompile: bool = False) -> CompiledModel:
         """The compiled model of a problem that holds this master's constraints (the agent's,
         the centralized one): in the Benders form it appends the cut rows at each solve, with
         ``extra_rows`` (:class:`agents.solver.CutRows` of other problems in it: the
@@ -298,13 +298,15 @@ class TSOProblem:
 
         ``soc_objective``: hand the quadratic objective to Clarabel in SOC form
         (``BENDERS_SOLVER_OPTIONS``) whenever rows are appended. False keeps cvxpy's QP path
-        (653 Clarabel iterations and 128 s on the T118D10 TSO master against 10-13 s in SOC form)."""
+        (653 Clarabel iterations and 128 s on the T118D10 TSO master against 10-13 s in SOC form).
+        ``recompile``: compile at every solve (:class:`agents.solver.CompiledModel`), for a model
+        whose parametric compilation does not fit in memory."""
         sources = ([self.cut_rows] if self.cut_rows is not None else []) + list(extra_rows)
         if sources:
             options = BENDERS_SOLVER_OPTIONS if soc_objective else None
             return CutAugmentedModel(agent, problem, sources, solver_options=options,
-                                     infeasible_hint=infeasible_hint)
-        return CompiledModel(agent, problem, infeasible_hint=infeasible_hint)
+                                     infeasible_hint=infeasible_hint, recompile=recompile)
+        return CompiledModel(agent, problem, infeasible_hint=infeasible_hint, recompile=recompile)
 
     # -- cut state for checkpoints ---------------------------------------------------------
     def cut_state(self) -> dict:

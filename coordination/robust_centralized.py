@@ -14,9 +14,10 @@ joint problem is then the sum of the agents' own problems.
 
 from __future__ import annotations
 
-import os
+import sys
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import cvxpy as cp
 import numpy as np
@@ -26,6 +27,7 @@ from agents.dso_robust import DSORobustAgent
 from agents.evcs import EVCSAgent
 from agents.tso_robust import build_tso_problem
 from coordination.evcs_messages import DeclaredCapacity, EVCSBaseline
+from coordination.isolated import physical_memory_bytes
 from scenarios.tso_dso_evcs import RobustScenario
 
 SHARED = ("p_mw", "up_mw", "dn_mw")
@@ -43,6 +45,9 @@ class RobustCentralResult:
     #: by agent, the outcome at the centralized plan (the keys of OUTCOME_KEYS: costs, expected
     #: and worst curtailment, shedding and boundary violation, as the agents report them)
     outcome_by_agent: dict[str, dict[str, float]]
+    #: "compiled once" (parametrically) or "compiled per master solve" (Parameters as
+    #: constants; where :func:`parametric_bytes` would not fit in memory)
+    compilation: str = "compiled once"
 
     def totals(self) -> dict[str, float]:
         """The outcome summed over agents (as result.json's metrics for the distributed plan),
@@ -82,33 +87,52 @@ def _dso_agents(scn: RobustScenario, cut_pool: str = "parameters") -> list[DSORo
 
 
 class CentralizedTooLarge(RuntimeError):
-    """The centralized model would not fit in this machine's memory (see :func:`canonicalization_bytes`)."""
+    """The centralized model would not fit in this machine's memory (see :func:`recompiled_bytes`)."""
 
 
 #: Share of the machine's physical memory the centralized model's compilation may take.
 MEMORY_SHARE = 0.6
 
+#: Dense (variable entries + 1) x (Parameter entries + 1) arrays of doubles that cvxpy's
+#: parametric (DPP) compilation in SOC form allocates while it restructures the constraint
+#: tensor. Measured on T118D10 case 4 (80,016 variables, 5,640 Parameter entries): several
+#: arrays of 3.4 GiB each, and the process was killed at 24 GB; 8 is a bound taken from that
+#: run, not a fit.
+SOC_DENSE_COPIES = 8
+#: Peak bytes per variable entry of a compilation with the Parameters as constants: T118D10
+#: case 4 peaked at 0.88 GB (11 KiB per entry) through its second master solve.
+RECOMPILED_BYTES_PER_VARIABLE = 16 * 2**10
 
-def canonicalization_bytes(problem: cp.Problem) -> int:
-    """About what cvxpy needs to compile ``problem`` for Clarabel's QP path: it densifies the
-    objective's parametric coefficients into a (variable entries of the objective, incl. one
-    placeholder per quadratic term) x (parameter entries) array of doubles. With the DSOs'
-    cut pools as cvxpy Parameters this was about 6,755 x 2 x 610,440 x 8 B = 66 GB on T118D10
-    (1.6 GB on T30D2); with the pools as data rows (``cut_pool="rows"``, what
-    :func:`solve_robust_centralized` builds) 5,640 Parameter entries remain: 0.57 GiB on
-    T118D10, 0.014 GiB on T30D2."""
+
+def parametric_bytes(problem: cp.Problem) -> int:
+    """About what cvxpy needs to compile ``problem`` once, parametrically, with the quadratic
+    objective as a second-order cone: SOC_DENSE_COPIES arrays of (variable entries + 1) x
+    (Parameter entries + 1) doubles. About 27 GiB on T118D10 case 4, 2 GiB on T30D2 (with the
+    DSO pools as cvxpy Parameters, before ``cut_pool="rows"``, it was 66 GB even for the QP
+    path on T118D10)."""
+    n_var = sum(v.size for v in problem.variables())
     n_par = sum(p.size for p in problem.parameters())
-    n_obj = sum(v.size for v in problem.objective.variables())
-    return int(2 * n_obj * n_par * 8)
+    return int(SOC_DENSE_COPIES * (n_var + 1) * (n_par + 1) * 8)
 
 
-def physical_memory_bytes() -> int:
-    return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+def recompiled_bytes(problem: cp.Problem) -> int:
+    """About what a compilation with the Parameters' values as constants needs
+    (RECOMPILED_BYTES_PER_VARIABLE per variable entry): 1.2 GiB on T118D10 case 4."""
+    return int(RECOMPILED_BYTES_PER_VARIABLE * sum(v.size for v in problem.variables()))
 
 
-def solve_robust_centralized(scn: RobustScenario) -> RobustCentralResult:
+def stderr_progress(line: str) -> None:
+    """A progress sink that can cross into a child process: the line on stderr, indented."""
+    print(f"  centralized {line}", file=sys.stderr, flush=True)
+
+
+def solve_robust_centralized(scn: RobustScenario, memory_bytes: int | None = None,
+                             progress: Callable[[str], None] | None = None) -> RobustCentralResult:
     """Solve the joint DRO-ARO problem by C&CG; raise :class:`agents.solver.SolveError` if it fails,
-    :class:`CentralizedTooLarge` (before any solve) if it would not fit in memory here."""
+    :class:`CentralizedTooLarge` (before any solve) if it would not fit in memory here.
+
+    ``memory_bytes``: the memory the size checks compare against (None: this machine's
+    physical memory). ``progress``: one line per master solve."""
     t0 = time.perf_counter()
     dsos = _dso_agents(scn, cut_pool="rows")
     tso = build_tso_problem(scn.tso)
@@ -123,21 +147,26 @@ def solve_robust_centralized(scn: RobustScenario) -> RobustCentralResult:
     if scn.tso.boundary_fixed:
         tso.fixed_p.value = np.vstack([by_name[n].p0_mw for n in scn.tso.base.feeder_names])
     joint = cp.Problem(cp.Minimize(tso.cost + sum(p.cost + p.stabilizer for p in problems[1:])), constraints)
-    need, have = canonicalization_bytes(joint), physical_memory_bytes()
-    if need > MEMORY_SHARE * have:
+    have = physical_memory_bytes() if memory_bytes is None else memory_bytes
+    # Compiled once (parametrically) where that fits; else compiled again at each master solve
+    # with the Parameters as constants (a few seconds on T118D10, against a parametric
+    # compilation that outgrew 24 GB there).
+    once = parametric_bytes(joint) <= MEMORY_SHARE * have
+    need = recompiled_bytes(joint)
+    if not once and need > MEMORY_SHARE * have:
         raise CentralizedTooLarge(
-            f"the centralized model of {scn.name} case {scn.case} would need about {need / 2**30:.0f} GiB to compile "
-            f"(cvxpy densifies the objective's coefficients over the model's Parameters), more than "
-            f"{MEMORY_SHARE:.0%} of this machine's {have / 2**30:.0f} GiB; the distributed result is reported without "
-            "its gap. Run on a machine with more memory for the centralized reference"
+            f"the centralized model of {scn.name} case {scn.case} would need about {need / 2**30:.1f} GiB to compile, "
+            f"more than {MEMORY_SHARE:.0%} of this machine's {have / 2**30:.1f} GiB; the distributed result is "
+            "reported without its gap. Run on a machine with more memory for the centralized reference"
         )
     model = tso.compile(
         joint,
         "centralized",
         infeasible_hint="the joint TSO-DSO model has no feasible plan; check each agent alone",
+        recompile=not once,
         extra_rows=tuple(d.problem.cut_rows for d in dsos if d.problem.cut_rows is not None),
     )
-    run = solve_with_cuts(model, problems, max(d.ccg.max_iterations for d in [scn.tso, *scn.dsos]) * 4)
+    run = solve_with_cuts(model, problems, max(d.ccg.max_iterations for d in [scn.tso, *scn.dsos]) * 4, progress)
     costs = {scn.tso.name: float(tso.cost.value)}
     costs.update({d.name: float(d.problem.cost.value) for d in dsos})
     outcomes = {scn.tso.name: _outcome(tso)}
@@ -151,4 +180,5 @@ def solve_robust_centralized(scn: RobustScenario) -> RobustCentralResult:
         run.gap_usd,
         time.perf_counter() - t0,
         outcomes,
+        "compiled once" if once else "compiled per master solve",
     )

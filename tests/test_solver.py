@@ -82,3 +82,25 @@ def test_a_plain_compiled_model_retries_a_solver_error(monkeypatch):
     with pytest.raises(SolveError, match="agent 'plain'.*solver error"):
         model.solve()
     assert len(calls) == 1 + len(RETRY_OPTIONS)
+
+
+@pytest.mark.parametrize("with_rows", [False, True])
+def test_a_model_compiled_per_solve_reads_the_parameters_each_time_and_counts_every_build(with_rows):
+    """``recompile=True`` (cvxpy's ignore_dpp, for models whose parametric compilation does not
+    fit in memory): each solve sees the Parameters' current values, with and without appended
+    cut rows, and ``builds`` counts every compilation."""
+    x = cp.Variable(2)
+    rows = CutRows(cp.Variable(2))
+    target = cp.Parameter(2, value=np.array([3.0, 1.0]))
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(x - target)), [rows.variable == x])
+    if with_rows:
+        rows.append(np.array([0, 1]), np.array([1.0, 1.0]), 2.0)  # x0 + x1 <= 2
+        model = CutAugmentedModel("toy", problem, rows, solver_options={"use_quad_obj": False}, recompile=True)
+    else:
+        model = CompiledModel("toy", problem, recompile=True)
+    model.solve()
+    np.testing.assert_allclose(x.value, [2.0, 0.0] if with_rows else [3.0, 1.0], atol=1e-4)
+    target.value = np.array([-1.0, 0.5])  # inside the cut: the cut is slack
+    model.solve()
+    np.testing.assert_allclose(x.value, [-1.0, 0.5], atol=1e-4)
+    assert model.builds == 2 and model.solves == 2

@@ -154,10 +154,28 @@ def test_the_scenario_picks_the_form_by_grid_size_and_refuses_an_unknown_one():
         prepare("4", 0, None, "t30d2", {"tso_recourse": "rows"})
 
 
+def test_a_centralized_model_compiled_per_master_solve_reaches_the_same_optimum(monkeypatch):
+    """Where the parametric compilation would not fit (T118D10: killed at 24 GB), the centralized
+    model is compiled at each master solve with the Parameters as constants; on T30D2 case 2 it
+    reaches the optimum of the model compiled once."""
+    import coordination.robust_centralized as rc
+    from coordination.robust_session import prepare
+
+    scn = prepare("2", 0, None, "t30d2", {"n_wind_scenarios_tso": 3, "n_wind_scenarios_dso": 2})
+    once = rc.solve_robust_centralized(scn)
+    monkeypatch.setattr(rc, "parametric_bytes", lambda _problem: 2**50)
+    lines = []
+    again = rc.solve_robust_centralized(scn, progress=lines.append)
+    assert (once.compilation, again.compilation) == ("compiled once", "compiled per master solve")
+    assert once.converged and again.converged
+    assert again.objective_usd == pytest.approx(once.objective_usd, rel=1e-5)
+    assert len(lines) == again.master_solves and lines[0].startswith("master 1: ")
+
+
 def test_a_centralized_model_too_large_for_memory_is_refused_before_any_solve(monkeypatch):
-    """T118D10's centralized model would need about 66 GB to compile (the DSOs' cut pools are
-    Parameters); the check refuses it with a clear message, and ``run`` reports the distributed
-    result without a gap (here: the memory limit lowered so that T30D2 case 2 trips it)."""
+    """A centralized model that would not fit in memory even compiled per master solve is refused
+    with a clear message, and ``run`` reports the distributed result without a gap (here: the
+    memory limit lowered so that T30D2 case 2 trips it)."""
     import coordination.robust_centralized as rc
     from coordination import robust_session
     from coordination.robust_session import prepare
@@ -173,3 +191,30 @@ def test_a_centralized_model_too_large_for_memory_is_refused_before_any_solve(mo
     assert "GiB" in result["centralized"]["skipped"] and any("centralized model skipped" in ln for ln in lines)
     assert result["metrics"]["total_cost"] > 0
     assert any("not solved" in value for _, value in robust_session.summary_rows(result))
+
+
+@pytest.mark.parametrize("failure", ["killed", "infeasible"])
+def test_a_centralized_solve_that_dies_or_fails_leaves_the_distributed_result(monkeypatch, failure):
+    """The centralized reference runs last, in a child process (coordination/isolated.py): a child
+    killed for memory, or a centralized model that fails, is reported in result.json with the
+    reason and no gap, and the distributed result is kept."""
+    from agents.solver import SolveError, SolveStatus
+    from coordination import robust_session
+    from coordination.isolated import ChildFailed
+    from coordination.robust_session import prepare
+    from coordination.session import RunOptions
+
+    def dies(_scn, _progress=False):
+        if failure == "killed":
+            raise ChildFailed("was killed by SIGKILL, as the kernel's out-of-memory killer does")
+        raise SolveError("centralized", SolveStatus.INFEASIBLE, "check each agent alone")
+
+    monkeypatch.setattr(robust_session, "solve_centralized", dies)
+    scn = prepare("2", 0, None, "t30d2", {"n_wind_scenarios_tso": 3, "n_wind_scenarios_dso": 2})
+    lines = []
+    result = robust_session.run(scn, RunOptions(mode="serial"), lines.append)
+    skipped = result["centralized"]["skipped"]
+    expected = "process was killed by SIGKILL" if failure == "killed" else "centralized model failed: agent 'centralized'"
+    assert expected in skipped and "without its gap" in skipped
+    assert result["centralized"]["gap_rel"] is None and result["metrics"]["total_cost"] > 0
+    assert any("centralized model skipped" in ln for ln in lines)

@@ -1,0 +1,56 @@
+"""coordination/isolated.py: a solve in a child process, so that running out of memory there
+costs that solve only (the centralized reference of a long distributed run)."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from agents.solver import SolveError, SolveStatus
+from coordination.isolated import ChildFailed, run_in_child
+
+
+def _sum_of_squares(n: int, scale: float = 1.0) -> float:
+    return float(scale * np.sum(np.arange(n, dtype=float) ** 2))
+
+
+def _allocate_gib(gib: float) -> int:
+    block = np.ones(int(gib * 2**30 / 8))
+    return int(block.size)
+
+
+def _kill_myself() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _raise_solve_error() -> None:
+    raise SolveError("centralized", SolveStatus.INFEASIBLE, "check each agent alone", period=7)
+
+
+def _raise_value_error() -> None:
+    raise ValueError("radius_tso must be >= 0")
+
+
+def test_the_childs_return_value_comes_back():
+    assert run_in_child(_sum_of_squares, 4, scale=2.0) == 2.0 * (0 + 1 + 4 + 9)
+
+
+def test_an_allocation_beyond_the_limit_is_a_child_failure_not_the_end_of_the_caller():
+    with pytest.raises(ChildFailed, match=r"ran out of memory \(limit 1\.0 GiB\)"):
+        run_in_child(_allocate_gib, 4.0, memory_limit_bytes=2**30)
+    # the same allocation fits without the limit: the failure was the limit's
+    assert run_in_child(_allocate_gib, 0.25, memory_limit_bytes=2**30) == 2**25
+
+
+def test_a_child_killed_by_a_signal_is_reported_with_the_signal():
+    with pytest.raises(ChildFailed, match="killed by SIGKILL, as the kernel's out-of-memory killer does"):
+        run_in_child(_kill_myself)
+
+
+def test_the_childs_own_errors_are_raised_again_in_the_caller_whole():
+    with pytest.raises(SolveError, match="agent 'centralized': model infeasible in period 7") as info:
+        run_in_child(_raise_solve_error)
+    assert (info.value.agent, info.value.status, info.value.period) == ("centralized", SolveStatus.INFEASIBLE, 7)
+    with pytest.raises(ValueError, match="radius_tso"):
+        run_in_child(_raise_value_error)
