@@ -2,7 +2,7 @@
 
 The centralized reference of a long distributed run is solved last; on T118D10 its
 compilation once grew past this machine's memory and the kernel killed the whole run, hours
-of ADMM with it. :func:`run_in_child` runs such a solve in a spawned process under an
+of ADMM with it. :func:`run_in_child` runs such a solve in a fresh Python process under an
 address-space limit (``RLIMIT_AS``): an allocation beyond it raises ``MemoryError`` there,
 and a child killed by a signal (the kernel's out-of-memory killer sends SIGKILL) is noticed
 too. Either becomes a :class:`ChildFailed` with the reason; the caller keeps its own results.
@@ -11,12 +11,18 @@ Any other exception of the function is raised again in the caller.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import pickle
 import resource
 import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any, Callable
+
+#: The child's program: read (sys.path, payload) from stdin, run it, write the reply to the
+#: original stdout; the child's own prints go to stderr.
+_CHILD = "import sys; sys.path.insert(0, {root!r}); from coordination.isolated import _serve; _serve()"
 
 
 class ChildFailed(RuntimeError):
@@ -28,7 +34,13 @@ def physical_memory_bytes() -> int:
     return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def _child_main(conn, fn: Callable, args: tuple, kwargs: dict, memory_limit_bytes: int | None) -> None:
+def _serve() -> None:
+    """The child's side of :func:`run_in_child`."""
+    reply = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # print() in the child goes to stderr, not into the reply
+    path, payload = pickle.load(sys.stdin.buffer)
+    sys.path[:] = path
+    fn, args, kwargs, memory_limit_bytes = pickle.loads(payload)
     if memory_limit_bytes is not None:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         soft = memory_limit_bytes if hard == resource.RLIM_INFINITY else min(memory_limit_bytes, hard)
@@ -43,42 +55,38 @@ def _child_main(conn, fn: Callable, args: tuple, kwargs: dict, memory_limit_byte
             message = ("error", exc)
         except Exception:  # noqa: BLE001 - an exception that does not pickle goes back as text
             message = ("error", RuntimeError(f"{type(exc).__name__}: {exc}"))
-    conn.send(message)
-    conn.close()
+    pickle.dump(message, reply)
+    reply.close()
 
 
 def run_in_child(fn: Callable, *args: Any, memory_limit_bytes: int | None = None, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` in a spawned process; its return value (pickled back).
+    """``fn(*args, **kwargs)`` in a fresh Python process; its return value (pickled back).
 
     ``fn`` must be importable by name (a module-level function), its arguments and result
-    picklable. ``memory_limit_bytes``: the child's address-space limit (None: no limit beyond
-    the caller's). Raises :class:`ChildFailed` when the child runs out of memory, is killed or
-    exits without a result; re-raises any other exception of ``fn``."""
-    ctx = multiprocessing.get_context("spawn")
-    receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child_main, args=(sender, fn, args, kwargs, memory_limit_bytes),
-                       name=f"child:{getattr(fn, '__name__', 'fn')}")
-    proc.start()
-    sender.close()
+    picklable; the child gets this process's ``sys.path``, and the caller's script is not
+    imported again (no ``if __name__ == "__main__"`` guard is needed). ``memory_limit_bytes``:
+    the child's address-space limit (None: no limit beyond the caller's). Raises
+    :class:`ChildFailed` when the child runs out of memory, is killed or exits without a
+    result; re-raises any other exception of ``fn``."""
+    payload = pickle.dumps((fn, args, kwargs, memory_limit_bytes))
+    root = str(Path(__file__).resolve().parent.parent)
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD.format(root=root)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
     try:
-        try:
-            kind, payload = receiver.recv()
-        except EOFError:
-            kind, payload = None, None
-        proc.join()
+        out, _ = proc.communicate(pickle.dumps((list(sys.path), payload)))
     finally:
-        if proc.is_alive():
-            proc.terminate()
-            proc.join()
-        receiver.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    kind, value = pickle.loads(out) if out else (None, None)
     if kind == "ok":
-        return payload
+        return value
     if kind == "error":
-        raise payload
+        raise value
     limit = "" if memory_limit_bytes is None else f" (limit {memory_limit_bytes / 2**30:.1f} GiB)"
     if kind == "memory":
-        raise ChildFailed(f"ran out of memory{limit}: {payload}")
-    code = proc.exitcode
+        raise ChildFailed(f"ran out of memory{limit}: {value}")
+    code = proc.returncode
     if code is not None and code < 0:
         name = signal.Signals(-code).name
         hint = ", as the kernel's out-of-memory killer does" if -code == signal.SIGKILL else ""

@@ -54,3 +54,20 @@ def test_the_childs_own_errors_are_raised_again_in_the_caller_whole():
     assert (info.value.agent, info.value.status, info.value.period) == ("centralized", SolveStatus.INFEASIBLE, 7)
     with pytest.raises(ValueError, match="radius_tso"):
         run_in_child(_raise_value_error)
+
+
+def test_a_script_without_a_main_guard_can_use_it(tmp_path):
+    """The child does not import the caller's script again (multiprocessing's spawn would, and a
+    script without ``if __name__ == "__main__"`` would then fail)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "user_script.py"
+    script.write_text("import math\nfrom coordination.isolated import run_in_child\n"
+                      "print('result', run_in_child(math.factorial, 5))\n")
+    root = str(Path(__file__).resolve().parent.parent)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": root})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "result 120"
