@@ -284,5 +284,6 @@ class CutAugmentedModel(CompiledModel):
             self.problem.unpack_results(solution, chain, inverse)
         except cp.error.SolverError:
             raise SolveError(self.agent, SolveStatus.FAILED, f"Clarabel stopped with {raw.status} (also with "
-                             f"{RETRY_OPTIONS}): the model's data are likely badly scaled; {self.infeasible_hint}") from None
+                             f"{RETRY_OPTIONS}): a numerical stall, not a proof of infeasibility; the model's data are "
+                             "likely badly scaled (coefficients or right-hand sides many orders of magnitude apart)") from None
         return self._finish(t0)
