@@ -78,7 +78,10 @@ def run_in_child(fn: Callable, *args: Any, memory_limit_bytes: int | None = None
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    kind, value = pickle.loads(out) if out else (None, None)
+    try:
+        kind, value = pickle.loads(out) if out else (None, None)
+    except Exception:  # noqa: BLE001 - a reply cut short by the child's death
+        kind, value = None, None
     if kind == "ok":
         return value
     if kind == "error":

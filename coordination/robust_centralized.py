@@ -100,7 +100,7 @@ MEMORY_SHARE = 0.6
 #: run, not a fit.
 SOC_DENSE_COPIES = 8
 #: Peak bytes per variable entry of a compilation with the Parameters as constants: T118D10
-#: case 4 peaked at 0.88 GB (11 KiB per entry) through its second master solve.
+#: case 4 peaked at 1.07 GB (13 KiB per entry) through its second master solve.
 RECOMPILED_BYTES_PER_VARIABLE = 16 * 2**10
 
 

@@ -146,6 +146,8 @@ def solve_centralized(scn: RobustScenario, progress: bool = False) -> RobustCent
     from . import robust_centralized as rc
     from .isolated import physical_memory_bytes, run_in_child
 
+    # The size checks read rc.physical_memory_bytes (a test lowers it there); the child's
+    # address-space limit always follows the real machine.
     return run_in_child(rc.solve_robust_centralized, scn, rc.physical_memory_bytes(),
                         rc.stderr_progress if progress else None,
                         memory_limit_bytes=int(CENTRALIZED_MEMORY_SHARE * physical_memory_bytes()))

@@ -104,3 +104,4 @@ def test_a_model_compiled_per_solve_reads_the_parameters_each_time_and_counts_ev
     model.solve()
     np.testing.assert_allclose(x.value, [-1.0, 0.5], atol=1e-4)
     assert model.builds == 2 and model.solves == 2
+    assert getattr(problem._cache, "param_prog", None) is None  # no parametric program was ever built
