@@ -254,6 +254,7 @@ class DSOProblem:
         self.prox_linear = cp.Parameter(2 * T, name="dso_prox_linear", value=-self.prox_weight * self.center)
         self.center_value_usd = float("inf")  #: objective at the center (inf: not yet known in this run)
         self.extra_cost: cp.Expression | None = None  #: terms the agent adds to the objective (ADMM's)
+        self.shares = shares
         self.stabilizer = 0.5 * cp.sum_squares(cp.multiply(np.sqrt(self.prox_weight), shares)) + self.prox_linear @ shares
         self.cuts_added = 0
         self.extra_cuts = EXTRA_BENDERS_CUTS

@@ -225,8 +225,8 @@ class CutAugmentedModel(CompiledModel):
     def __init__(self, agent: str, problem: cp.Problem, rows, solver: str = DEFAULT_SOLVER,
                  solver_options: dict | None = None, infeasible_hint: str = "check the agent's limits",
                  recompile: bool = False):
-        if solver != "CLARABEL":
-            raise ValueError(f"agent {agent!r}: CutAugmentedModel needs the CLARABEL solver, got {solver!r}")
+        if solver not in ("CLARABEL", "HIGHS"):
+            raise ValueError(f"agent {agent!r}: CutAugmentedModel needs the CLARABEL or HIGHS solver, got {solver!r}")
         super().__init__(agent, problem, solver, solver_options, infeasible_hint, recompile)
         self.rows = [rows] if isinstance(rows, CutRows) else list(rows)
         self._offsets: tuple[object, list[int]] | None = None  # (compiled program, offset of each rows.variable)
@@ -260,6 +260,8 @@ class CutAugmentedModel(CompiledModel):
         ]
         rows = sp.vstack(placed, format="csr")
         d = np.concatenate([d for C, d in blocks if C.shape[0]])
+        if self.solver == "HIGHS":
+            return self._solve_highs(t0, data, chain, inverse, rows, d)
         m = rows.shape[0]
         k = dims.zero + dims.nonneg
         extended = dict(data)
@@ -286,4 +288,37 @@ class CutAugmentedModel(CompiledModel):
             raise SolveError(self.agent, SolveStatus.FAILED, f"Clarabel stopped with {raw.status} (also with "
                              f"{RETRY_OPTIONS}): a numerical stall, not a proof of infeasibility; the model's data are "
                              "likely badly scaled (coefficients or right-hand sides many orders of magnitude apart)") from None
+        return self._finish(t0)
+
+    def _solve_highs(self, t0: float, data: dict, chain, inverse, rows: sp.csr_matrix, d: np.ndarray) -> SolveInfo:
+        """HiGHS, on cvxpy's LP form (``A x <= b`` after the equalities; the rows go at the end of
+        the inequality block) or its QP form (``F x <= g``: the rows go at the end of ``F``); the
+        rows' duals are stripped before the solution is unpacked. (A warm start from the last
+        basis, tried on T30D2 case 4's centralized LP, cut the simplex iterations but not the
+        time: without presolve each solve took longer.)"""
+        m = rows.shape[0]
+        extended = dict(data)
+        if "F" in data:  # QP form
+            extended["F"] = sp.vstack([data["F"], rows], format="csc")
+            extended["G"] = np.r_[data["G"], d]
+            extended["n_ineq"] = data["n_ineq"] + m
+            strip = slice(data["n_eq"] + data["n_ineq"], None)
+        else:  # LP form, cones: zero then nonneg
+            dims = data["dims"]
+            k = dims.zero + dims.nonneg
+            if k != data["A"].shape[0]:
+                raise ValueError(f"agent {self.agent!r}: HiGHS takes only equalities and inequalities")
+            extended["A"] = sp.vstack([data["A"], rows], format="csc")
+            extended["b"] = np.r_[data["b"], d]
+            extended["dims"] = copy.copy(dims)
+            extended["dims"].nonneg = dims.nonneg + m
+            strip = slice(k, k + m)
+        raw = chain.solver.solve_via_data(extended, False, False, dict(self.solver_options))
+        solution = raw["solution"]
+        duals = np.delete(np.asarray(solution.row_dual, dtype=float), strip)
+        raw = {**raw, "solution": SimpleNamespace(col_value=solution.col_value, row_dual=duals)}
+        try:
+            self.problem.unpack_results(raw, chain, inverse)
+        except cp.error.SolverError:
+            raise SolveError(self.agent, SolveStatus.FAILED, f"HiGHS stopped with {raw['model_status']}") from None
         return self._finish(t0)

@@ -178,13 +178,17 @@ class TSOProblem:
             cons += [up == 0, dn == 0]
         if data.boundary_fixed:
             cons += [xb == self.fixed_p]
-        self.first_stage_cost = (
-            cp.sum(cp.multiply(net.gen_cost_c2_usd_per_mw2h[:, None], cp.square(p)))
-            + cp.sum(net.gen_cost_c1_usd_per_mwh @ p)
+        #: the quadratic part of the generation cost, sum c2 p^2: (p, c2 per entry); the rest
+        #: of the first-stage cost is linear (``first_stage_linear_usd``)
+        self.quadratic = (p, np.repeat(net.gen_cost_c2_usd_per_mw2h[:, None], T, axis=1))
+        self.gen_bounds_mw = (np.repeat(net.gen_pmin_mw[:, None], T, axis=1), np.repeat(net.gen_pmax_mw[:, None], T, axis=1))
+        self.first_stage_linear_usd = (
+            cp.sum(net.gen_cost_c1_usd_per_mwh @ p)
             + cp.sum(np.asarray(data.reserve_up_cost_usd_per_mw_h, dtype=float) @ ru)
             + cp.sum(np.asarray(data.reserve_dn_cost_usd_per_mw_h, dtype=float) @ rd)
             + base.voll_usd_per_mwh * cp.sum(s0)
         )
+        self.first_stage_cost = cp.sum(cp.multiply(self.quadratic[1], cp.square(p))) + self.first_stage_linear_usd
 
         # Recourse (copies or hourly Benders cuts), scenario estimates theta_j and distribution slots.
         self.recourse_usd = cp.Variable(n_scen, name="recourse_usd")
@@ -290,7 +294,7 @@ class TSOProblem:
         return CutReport(added, eta, worst, inner_solves=ev.values_usd.size, outer_solves=1)
 
     def compile(self, problem: cp.Problem, agent: str, infeasible_hint: str, soc_objective: bool = True,
-                extra_rows: tuple = (), recompile: bool = False) -> CompiledModel:
+                extra_rows: tuple = (), recompile: bool = False, solver: str = "CLARABEL") -> CompiledModel:
         """The compiled model of a problem that holds this master's constraints (the agent's,
         the centralized one): in the Benders form it appends the cut rows at each solve, with
         ``extra_rows`` (:class:`agents.solver.CutRows` of other problems in it: the
@@ -303,8 +307,8 @@ class TSOProblem:
         whose parametric compilation does not fit in memory."""
         sources = ([self.cut_rows] if self.cut_rows is not None else []) + list(extra_rows)
         if sources:
-            options = BENDERS_SOLVER_OPTIONS if soc_objective else None
-            return CutAugmentedModel(agent, problem, sources, solver_options=options,
+            options = (BENDERS_SOLVER_OPTIONS if soc_objective else None) if solver == "CLARABEL" else {}
+            return CutAugmentedModel(agent, problem, sources, solver=solver, solver_options=options,
                                      infeasible_hint=infeasible_hint, recompile=recompile)
         return CompiledModel(agent, problem, infeasible_hint=infeasible_hint, recompile=recompile)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import cvxpy as cp
@@ -25,10 +25,12 @@ import numpy as np
 from agents.ccg import solve_with_cuts
 from agents.dso_robust import DSORobustAgent
 from agents.evcs import EVCSAgent
+from agents.solver import SolveError
+from agents.tangent_cuts import TangentEpigraph
 from agents.tso_robust import build_tso_problem
 from coordination.evcs_messages import DeclaredCapacity, EVCSBaseline
 from coordination.isolated import physical_memory_bytes
-from scenarios.tso_dso_evcs import RobustScenario
+from scenarios.tso_dso_evcs import RobustScenario, centralized_form
 
 SHARED = ("p_mw", "up_mw", "dn_mw")
 
@@ -48,6 +50,10 @@ class RobustCentralResult:
     #: "compiled once" (parametrically) or "compiled per master solve" (Parameters as
     #: constants; where :func:`parametric_bytes` would not fit in memory)
     compilation: str = "compiled once"
+    #: "conic" or "lp" (:data:`FORMS`): how the quadratic costs went to the solver
+    form: str = "conic"
+    #: the conic form's failure, where the LP form replaced it (None: no fallback)
+    fallback_from: str | None = None
 
     def totals(self) -> dict[str, float]:
         """The outcome summed over agents (as result.json's metrics for the distributed plan),
@@ -84,6 +90,12 @@ def _dso_agents(scn: RobustScenario, cut_pool: str = "parameters") -> list[DSORo
         dso.receive_declarations(tuple(m for m in declared if isinstance(m, DeclaredCapacity)))
         agents.append(dso)
     return agents
+
+
+#: How the joint model is handed to a solver: "conic", the quadratic costs as they are, by
+#: Clarabel's interior point; "lp", the quadratic costs (generation c2 p^2, the DSOs'
+#: proximal terms) as tangent-cut epigraphs (:mod:`agents.tangent_cuts`), by HiGHS.
+FORMS = {"conic": "CLARABEL", "lp": "HIGHS"}
 
 
 class CentralizedTooLarge(RuntimeError):
@@ -127,12 +139,32 @@ def stderr_progress(line: str) -> None:
 
 
 def solve_robust_centralized(scn: RobustScenario, memory_bytes: int | None = None,
-                             progress: Callable[[str], None] | None = None) -> RobustCentralResult:
+                             progress: Callable[[str], None] | None = None, form: str | None = None) -> RobustCentralResult:
     """Solve the joint DRO-ARO problem by C&CG; raise :class:`agents.solver.SolveError` if it fails,
     :class:`CentralizedTooLarge` (before any solve) if it would not fit in memory here.
 
     ``memory_bytes``: the memory the size checks compare against (None: this machine's
-    physical memory). ``progress``: one line per master solve."""
+    physical memory). ``progress``: one line per master solve. ``form`` (:data:`FORMS`): None
+    takes the scenario's (``RobustSettings.centralized_form``); where that is None too, the form
+    goes by grid size, and a conic solve that fails (a Clarabel stall) is repeated in the LP
+    form, the failure kept in ``fallback_from``."""
+    chosen = form if form is not None else scn.settings.centralized_form
+    form = chosen if chosen is not None else centralized_form(scn.settings, scn.tso.base.network.n_bus)
+    if form not in FORMS:
+        raise ValueError(f"form = {form!r}; choose one of {', '.join(FORMS)}")
+    try:
+        return _solve(scn, memory_bytes, progress, form)
+    except SolveError as exc:
+        if chosen is not None or form == "lp":
+            raise
+        if progress is not None:
+            progress(f"the conic form failed ({exc}); solving the LP form (HiGHS) instead")
+        return replace(_solve(scn, memory_bytes, progress, "lp"), fallback_from=str(exc))
+
+
+def _solve(scn: RobustScenario, memory_bytes: int | None, progress: Callable[[str], None] | None,
+           form: str) -> RobustCentralResult:
+    """:func:`solve_robust_centralized` in one form."""
     t0 = time.perf_counter()
     dsos = _dso_agents(scn, cut_pool="rows")
     tso = build_tso_problem(scn.tso)
@@ -146,7 +178,21 @@ def solve_robust_centralized(scn: RobustScenario, memory_bytes: int | None = Non
             constraints.append(tso.shared[key][k, :] == dso.shared[key])
     if scn.tso.boundary_fixed:
         tso.fixed_p.value = np.vstack([by_name[n].p0_mw for n in scn.tso.base.feeder_names])
-    joint = cp.Problem(cp.Minimize(tso.cost + sum(p.cost + p.stabilizer for p in problems[1:])), constraints)
+    extra_rows = [d.problem.cut_rows for d in dsos if d.problem.cut_rows is not None]
+    if form == "conic":
+        objective = tso.cost + sum(p.cost + p.stabilizer for p in problems[1:])
+    else:
+        gen_mw, c2 = tso.quadratic
+        tangents = [TangentEpigraph(f"{scn.tso.name}_generation", gen_mw, c2, *tso.gen_bounds_mw)]
+        objective = tso.first_stage_linear_usd + tso.eta_usd + tangents[0].cost
+        for d in problems[1:]:
+            tangents.append(TangentEpigraph(f"{d.data.name}_proximal", d.shares, 0.5 * d.prox_weight, 0.0, 1.0))
+            objective += d.cost + d.prox_linear @ d.shares + tangents[-1].cost
+        for t in tangents:
+            constraints += t.constraints
+            extra_rows.append(t.rows)
+        problems = problems + tangents
+    joint = cp.Problem(cp.Minimize(objective), constraints)
     have = physical_memory_bytes() if memory_bytes is None else memory_bytes
     # Compiled once (parametrically) where that fits; else compiled again at each master solve
     # with the Parameters as constants (a few seconds on T118D10, against a parametric
@@ -164,7 +210,8 @@ def solve_robust_centralized(scn: RobustScenario, memory_bytes: int | None = Non
         "centralized",
         infeasible_hint="the joint TSO-DSO model has no feasible plan; check each agent alone",
         recompile=not once,
-        extra_rows=tuple(d.problem.cut_rows for d in dsos if d.problem.cut_rows is not None),
+        solver=FORMS[form],
+        extra_rows=tuple(extra_rows),
     )
     run = solve_with_cuts(model, problems, max(d.ccg.max_iterations for d in [scn.tso, *scn.dsos]) * 4, progress)
     costs = {scn.tso.name: float(tso.cost.value)}
@@ -181,4 +228,5 @@ def solve_robust_centralized(scn: RobustScenario, memory_bytes: int | None = Non
         time.perf_counter() - t0,
         outcomes,
         "compiled once" if once else "compiled per master solve",
+        form,
     )

@@ -224,6 +224,8 @@ def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = N
             "converged": central.converged,
             "master_solves": central.master_solves,
             "compilation": central.compilation,
+            "form": central.form,
+            "fallback_from": central.fallback_from,
             "solve_s": central.solve_s,
             "reused": reused,
             "outcome": central.totals(),
@@ -291,8 +293,8 @@ def summary_rows(result: dict) -> list[tuple[str, str]]:
         ("scenario / case", f"{result['scenario']} / {result['case']} ({result['case_description']})"),
         ("converged", f"{result['converged']} after {result['iterations']} ADMM iterations"),
         ("cost TSO / DSO / total", f"${m['tso_cost']:,.2f} / ${m['dso_cost']:,.2f} / ${m['total_cost']:,.2f}"),
-        ("centralized", f"${c['objective']:,.2f}, gap {100 * c['gap_rel']:+.4f} %" if c["objective"] is not None
-         else f"not solved: {c['skipped']}"),
+        ("centralized", f"${c['objective']:,.2f}, gap {100 * c['gap_rel']:+.4f} % ({c.get('form', 'conic')} form)"
+         if c["objective"] is not None else f"not solved: {c['skipped']}"),
         ("copies' price-weighted disagreement", f"${m['boundary_disagreement_usd']:,.2f} (sum lambda^D (x^D - x^T))"),
         ("boundary reserve up / down", f"{m['boundary_reserve_up_mw']:.2f} / {m['boundary_reserve_dn_mw']:.2f} MWh"),
         ("worst curtailment / shedding / violation",

@@ -46,6 +46,11 @@ tso_recourse                    None      the TSO master's recourse: "copies" (e
                                           "benders" (hourly Benders cuts per scenario from warm
                                           HiGHS LPs, agents/tso_benders.py); None = "copies" up to
                                           100 buses (t30d2), "benders" above (t118d10)
+centralized_form                None      how the centralized reference is solved: "conic" (the
+                                          quadratic costs as they are, Clarabel's interior point) or
+                                          "lp" (the quadratic costs as tangent cuts, HiGHS's simplex,
+                                          agents/tangent_cuts.py); None = "conic" up to 100 buses
+                                          (t30d2), "lp" above (t118d10, where Clarabel stalls)
 seed                            0         one seed for everything (profiles, wind, sessions)
 ==============================  ========  ==================================================
 
@@ -171,6 +176,18 @@ def tso_recourse(settings: "RobustSettings", n_bus: int) -> str:
     return "copies" if n_bus <= TSO_COPIES_MAX_BUSES else "benders"
 
 
+#: Forms of the centralized reference (coordination.robust_centralized.FORMS).
+CENTRALIZED_FORMS = ("conic", "lp")
+
+
+def centralized_form(settings: "RobustSettings", n_bus: int) -> str:
+    """The centralized reference's form: the settings' choice, or by grid size when it is None
+    (Clarabel stalled on T118D10's joint model at its third master; HiGHS solves its LP form)."""
+    if settings.centralized_form is not None:
+        return settings.centralized_form
+    return "conic" if n_bus <= TSO_COPIES_MAX_BUSES else "lp"
+
+
 @dataclass(frozen=True)
 class RobustSettings:
     """Every parameter of the robust scenarios' data (table and reasons in the module docstring)."""
@@ -199,6 +216,7 @@ class RobustSettings:
     evcs_offer_cost_usd_per_mw_h: float = 3.0  #: EVCSConfig up and down offer cost
     ccg: CCGSettings = field(default_factory=lambda: CCGSettings(tol_rel=PAPER_CCG_TOL_REL))  #: C&CG settings of every robust agent
     tso_recourse: str | None = None  #: the TSO master's recourse: "copies", "benders" (agents/tso_benders.py) or None = "benders" above TSO_COPIES_MAX_BUSES buses, else "copies"
+    centralized_form: str | None = None  #: the centralized reference's form: "conic", "lp" (tangent cuts, HiGHS) or None = "lp" above TSO_COPIES_MAX_BUSES buses, else "conic"
     seed: int = 0  #: seed of the deterministic profiles, wind scenarios and EV sessions
 
     def validate(self, horizon_h: int) -> None:
@@ -252,6 +270,8 @@ class RobustSettings:
             raise bad("seed", "give a whole number >= 0")
         if self.tso_recourse is not None and self.tso_recourse not in TSO_RECOURSE:
             raise bad("tso_recourse", f"choose one of {', '.join(map(repr, TSO_RECOURSE))}, or None for the default by grid size")
+        if self.centralized_form is not None and self.centralized_form not in CENTRALIZED_FORMS:
+            raise bad("centralized_form", f"choose one of {', '.join(map(repr, CENTRALIZED_FORMS))}, or None for the default by grid size")
         if not isinstance(self.ccg, CCGSettings):
             raise bad("ccg", "give an agents.robust_data.CCGSettings")
         try:

@@ -172,6 +172,54 @@ def test_a_centralized_model_compiled_per_master_solve_reaches_the_same_optimum(
     assert len(lines) == again.master_solves and lines[0].startswith("master 1: ")
 
 
+def test_the_centralized_lp_form_reaches_the_conic_optimum():
+    """``form="lp"`` (the quadratic costs as tangent cuts, HiGHS; the default above 100 buses,
+    where Clarabel stalls on T118D10) reaches the optimum of the conic form on T30D2 case 2;
+    an unknown form is refused by the settings check."""
+    import coordination.robust_centralized as rc
+    from coordination.robust_session import prepare
+    from scenarios import ScenarioError
+
+    scn = prepare("2", 0, None, "t30d2", {"n_wind_scenarios_tso": 3, "n_wind_scenarios_dso": 2})
+    conic = rc.solve_robust_centralized(scn)
+    lp = rc.solve_robust_centralized(scn, form="lp")
+    assert (conic.form, lp.form) == ("conic", "lp") and conic.converged and lp.converged
+    assert lp.objective_usd == pytest.approx(conic.objective_usd, rel=1e-5)
+    for name, cost in conic.cost_by_agent_usd.items():
+        assert lp.cost_by_agent_usd[name] == pytest.approx(cost, rel=1e-4, abs=0.05)
+    assert lp.master_solves > 1  # the tangents needed at least one round
+    assert prepare("2", 0, None, "t118d10").settings.centralized_form is None
+    with pytest.raises(ScenarioError, match="centralized_form"):
+        prepare("2", 0, None, "t30d2", {"centralized_form": "qp"})
+    with pytest.raises(ValueError, match="form = 'qp'"):
+        rc.solve_robust_centralized(scn, form="qp")
+
+
+def test_a_conic_centralized_solve_that_stalls_is_repeated_in_the_lp_form(monkeypatch):
+    """By default (no form chosen) a Clarabel failure of the joint model is not the end: the LP
+    form solves it, and the result says why it was used; a form chosen explicitly fails as is."""
+    import coordination.robust_centralized as rc
+    from agents import solver as solver_module
+    from agents.solver import SolveError, SolveStatus
+    from coordination.robust_session import prepare
+
+    real = solver_module.CompiledModel.solve
+
+    def stall(self):
+        if self.agent == "centralized" and self.solver == "CLARABEL":
+            raise SolveError("centralized", SolveStatus.FAILED, "Clarabel stopped with InsufficientProgress")
+        return real(self)
+
+    monkeypatch.setattr(solver_module.CompiledModel, "solve", stall)
+    scn = prepare("2", 0, None, "t30d2", {"n_wind_scenarios_tso": 3, "n_wind_scenarios_dso": 2})
+    lines = []
+    result = rc.solve_robust_centralized(scn, progress=lines.append)
+    assert result.form == "lp" and result.converged and "InsufficientProgress" in result.fallback_from
+    assert any("solving the LP form" in line for line in lines)
+    with pytest.raises(SolveError, match="InsufficientProgress"):
+        rc.solve_robust_centralized(scn, form="conic")
+
+
 def test_a_centralized_model_too_large_for_memory_is_refused_before_any_solve(monkeypatch):
     """A centralized model that would not fit in memory even compiled per master solve is refused
     with a clear message, and ``run`` reports the distributed result without a gap (here: the
