@@ -208,6 +208,19 @@ class CutRows:
         self._matrix = None
 
 
+def _with_conic_rows(data: dict, rows: sp.csr_matrix, d: np.ndarray) -> tuple[dict, slice]:
+    """cvxpy's conic data (``A x + s = b``, cones zero, nonneg, then others) with the rows
+    ``rows @ x <= d`` placed after the nonnegative block; and where they sit (to strip their duals)."""
+    dims = data["dims"]
+    k = dims.zero + dims.nonneg
+    extended = dict(data)
+    extended["A"] = sp.vstack([data["A"][:k], rows, data["A"][k:]], format="csc")
+    extended["b"] = np.r_[data["b"][:k], d, data["b"][k:]]
+    extended["dims"] = copy.copy(dims)
+    extended["dims"].nonneg = dims.nonneg + rows.shape[0]
+    return extended, slice(k, k + rows.shape[0])
+
+
 class CutAugmentedModel(CompiledModel):
     """A :class:`CompiledModel` whose solver data get extra rows ``C @ v <= d`` at each solve.
 
@@ -252,8 +265,7 @@ class CutAugmentedModel(CompiledModel):
         data, chain, inverse = self.problem.get_problem_data(
             self.solver, ignore_dpp=self.recompile, canon_backend=cp.SCIPY_CANON_BACKEND, solver_opts=self.solver_options
         )
-        A, b, dims = data["A"], data["b"], data["dims"]
-        n = A.shape[1]
+        n = data["A"].shape[1]
         placed = [
             sp.hstack([sp.csr_matrix((C.shape[0], offset)), C, sp.csr_matrix((C.shape[0], n - offset - C.shape[1]))], format="csr")
             for (C, _), offset in zip(blocks, self._variable_offsets(inverse)) if C.shape[0]
@@ -262,13 +274,7 @@ class CutAugmentedModel(CompiledModel):
         d = np.concatenate([d for C, d in blocks if C.shape[0]])
         if self.solver == "HIGHS":
             return self._solve_highs(t0, data, chain, inverse, rows, d)
-        m = rows.shape[0]
-        k = dims.zero + dims.nonneg
-        extended = dict(data)
-        extended["A"] = sp.vstack([A[:k], rows, A[k:]], format="csc")
-        extended["b"] = np.r_[b[:k], d, b[k:]]
-        extended["dims"] = copy.copy(dims)
-        extended["dims"].nonneg = dims.nonneg + m
+        extended, strip = _with_conic_rows(data, rows, d)
         for n, options in enumerate(self._ladder()):
             try:
                 raw = chain.solver.solve_via_data(extended, False, False, dict(options))
@@ -277,7 +283,6 @@ class CutAugmentedModel(CompiledModel):
             if str(raw.status) not in RETRY_STATUSES:
                 break
         self.retries += n > 0
-        strip = slice(k, k + m)
         z = None if raw.z is None else np.delete(np.asarray(raw.z), strip)
         s = None if raw.s is None else np.delete(np.asarray(raw.s), strip)
         solution = SimpleNamespace(x=raw.x, z=z, s=s, status=raw.status, solve_time=raw.solve_time,
@@ -296,23 +301,12 @@ class CutAugmentedModel(CompiledModel):
         rows' duals are stripped before the solution is unpacked. (A warm start from the last
         basis, tried on T30D2 case 4's centralized LP, cut the simplex iterations but not the
         time: without presolve each solve took longer.)"""
-        m = rows.shape[0]
-        extended = dict(data)
         if "F" in data:  # QP form
-            extended["F"] = sp.vstack([data["F"], rows], format="csc")
-            extended["G"] = np.r_[data["G"], d]
-            extended["n_ineq"] = data["n_ineq"] + m
+            extended = {**data, "F": sp.vstack([data["F"], rows], format="csc"), "G": np.r_[data["G"], d],
+                        "n_ineq": data["n_ineq"] + rows.shape[0]}
             strip = slice(data["n_eq"] + data["n_ineq"], None)
-        else:  # LP form, cones: zero then nonneg
-            dims = data["dims"]
-            k = dims.zero + dims.nonneg
-            if k != data["A"].shape[0]:
-                raise ValueError(f"agent {self.agent!r}: HiGHS takes only equalities and inequalities")
-            extended["A"] = sp.vstack([data["A"], rows], format="csc")
-            extended["b"] = np.r_[data["b"], d]
-            extended["dims"] = copy.copy(dims)
-            extended["dims"].nonneg = dims.nonneg + m
-            strip = slice(k, k + m)
+        else:  # LP form: the conic layout (zero, then nonneg cones)
+            extended, strip = _with_conic_rows(data, rows, d)
         raw = chain.solver.solve_via_data(extended, False, False, dict(self.solver_options))
         solution = raw["solution"]
         duals = np.delete(np.asarray(solution.row_dual, dtype=float), strip)

@@ -36,10 +36,8 @@ class TangentEpigraph:
     entry (>= 0, $/unit^2); ``lower``/``upper``: the range of each entry, where the initial
     tangents go."""
 
-    def __init__(self, name: str, x: cp.Expression, weight_usd, lower, upper, tol_usd: float | None = None,
-                 initial_points: int | None = None):
-        tol_usd = TOL_USD if tol_usd is None else tol_usd
-        initial_points = INITIAL_POINTS if initial_points is None else initial_points
+    def __init__(self, name: str, x: cp.Expression, weight_usd, lower, upper, tol_usd: float = TOL_USD,
+                 initial_points: int = INITIAL_POINTS):
         self.name = name
         flat = cp.vec(x, order="F") if x.ndim > 1 else x
         n = flat.size
@@ -83,4 +81,4 @@ class TangentEpigraph:
         index = np.flatnonzero(short > self.tol_usd)
         self._add(index, x[index])
         self.cuts_added += index.size
-        return CutReport(int(index.size), float(z.sum()), float(self.weight @ (x * x)))
+        return CutReport(int(index.size), float(z.sum()), self.exact_usd())

@@ -304,13 +304,18 @@ class TSOProblem:
         (``BENDERS_SOLVER_OPTIONS``) whenever rows are appended. False keeps cvxpy's QP path
         (653 Clarabel iterations and 128 s on the T118D10 TSO master against 10-13 s in SOC form).
         ``recompile``: compile at every solve (:class:`agents.solver.CompiledModel`), for a model
-        whose parametric compilation does not fit in memory."""
+        whose parametric compilation does not fit in memory. ``solver``: "CLARABEL", or "HIGHS" for
+        an LP (the centralized model's LP form, :mod:`agents.tangent_cuts`)."""
         sources = ([self.cut_rows] if self.cut_rows is not None else []) + list(extra_rows)
+        if solver != "CLARABEL":  # HiGHS: its own defaults (the project's options are Clarabel's)
+            options = {}
+        else:
+            options = BENDERS_SOLVER_OPTIONS if sources and soc_objective else None
         if sources:
-            options = (BENDERS_SOLVER_OPTIONS if soc_objective else None) if solver == "CLARABEL" else {}
             return CutAugmentedModel(agent, problem, sources, solver=solver, solver_options=options,
                                      infeasible_hint=infeasible_hint, recompile=recompile)
-        return CompiledModel(agent, problem, infeasible_hint=infeasible_hint, recompile=recompile)
+        return CompiledModel(agent, problem, solver=solver, solver_options=options, infeasible_hint=infeasible_hint,
+                             recompile=recompile)
 
     # -- cut state for checkpoints ---------------------------------------------------------
     def cut_state(self) -> dict:
