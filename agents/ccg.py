@@ -65,13 +65,16 @@ class CCGRun:
     outer_solves: int
     gap_usd: float  #: worst case minus the master's estimate at the last first stage (>= 0 up to tolerance)
     history: list[CutReport] = field(default_factory=list)
+    #: the rule that ended the run: "tolerances" (no agent added a cut), "joint gap" (the summed
+    #: gap within ``stop_gap_rel`` of the master objective), "" (the iteration limit)
+    stopped_by: str = ""
 
     def then(self, more: "CCGRun") -> "CCGRun":
         """This run followed by ``more`` (counts added; convergence and gap of ``more``)."""
         return CCGRun(
             more.converged, self.master_solves + more.master_solves, self.cuts_added + more.cuts_added,
             self.inner_solves + more.inner_solves, self.outer_solves + more.outer_solves, more.gap_usd,
-            self.history + more.history,
+            self.history + more.history, more.stopped_by,
         )
 
 
@@ -90,9 +93,17 @@ def fill_slot(slots: cp.Parameter, used: int, row: np.ndarray, estimates: np.nda
 
 
 def solve_with_cuts(model: CompiledModel, problems: list, max_iterations: int,
-                    progress: Callable[[str], None] | None = None) -> CCGRun:
+                    progress: Callable[[str], None] | None = None, stop_gap_rel: float = 0.0) -> CCGRun:
     """Solve ``model`` (whose constraints include the problems' masters) until no cut is added.
-    ``progress``: called with one line per master solve (objective, cuts added, gap, seconds)."""
+    ``progress``: called with one line per master solve (objective, cuts added, gap, seconds).
+
+    ``stop_gap_rel`` > 0 also ends the run once no stabilized problem moved its center and the
+    summed positive gaps (worst case found less estimate, over the problems) are at most this
+    share of the master objective: a joint criterion for a model of many agents, whose own
+    tolerances (each a share of its own objective) keep the run going over a few dollars when
+    there are many of them. The worst cases found are not all certified (a DSO's ascent may
+    stop short), so this ends the run; it does not bound its error (the centralized solve
+    computes a lower bound for that)."""
     run = CCGRun(False, 0, 0, 0, 0, float("inf"))
     for _ in range(max_iterations):
         t0 = time.perf_counter()
@@ -108,7 +119,14 @@ def solve_with_cuts(model: CompiledModel, problems: list, max_iterations: int,
         if progress is not None:
             progress(f"master {run.master_solves}: {info.objective:,.2f} $, {added} cuts added, "
                      f"gap {run.gap_usd:,.2f} $, {time.perf_counter() - t0:.1f} s")
-        if added == 0 and not any(r.moved for r in reports):
-            run.converged = True
+        moved = any(r.moved for r in reports)
+        if added == 0 and not moved:
+            run.converged, run.stopped_by = True, "tolerances"
+            break
+        positive_gap = sum(max(0.0, r.worst_case_usd - r.master_estimate_usd) for r in reports)
+        if stop_gap_rel > 0 and not moved and positive_gap <= stop_gap_rel * abs(info.objective):
+            run.converged, run.stopped_by = True, "joint gap"
+            if progress is not None:
+                progress(f"stopped: the summed gap {positive_gap:,.2f} $ is within {stop_gap_rel:g} of the objective")
             break
     return run

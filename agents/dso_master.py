@@ -255,7 +255,9 @@ class DSOProblem:
         self.center_value_usd = float("inf")  #: objective at the center (inf: not yet known in this run)
         self.extra_cost: cp.Expression | None = None  #: terms the agent adds to the objective (ADMM's)
         self.shares = shares
-        self.stabilizer = 0.5 * cp.sum_squares(cp.multiply(np.sqrt(self.prox_weight), shares)) + self.prox_linear @ shares
+        #: (1/2) sum w s^2, the stabilizer's quadratic part (the centralized bound solve scales it to 0)
+        self.prox_quadratic = 0.5 * cp.sum_squares(cp.multiply(np.sqrt(self.prox_weight), shares))
+        self.stabilizer = self.prox_quadratic + self.prox_linear @ shares
         self.cuts_added = 0
         self.extra_cuts = EXTRA_BENDERS_CUTS
         self.certify = True  #: run the exact MILP check when the ascent finds nothing (else trust the ascent)

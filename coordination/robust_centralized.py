@@ -54,6 +54,11 @@ class RobustCentralResult:
     form: str = "conic"
     #: the conic form's failure, where the LP form replaced it (None: no fallback)
     fallback_from: str | None = None
+    #: a lower bound on the joint optimum: the last master solved once more without the DSOs'
+    #: proximal stabilizers (every cut, column and tangent underestimates; None: that solve failed)
+    lower_bound_usd: float | None = None
+    #: what ended the C&CG (agents.ccg.CCGRun.stopped_by): "tolerances", "joint gap" or "" (iteration limit)
+    stopped_by: str = ""
 
     def totals(self) -> dict[str, float]:
         """The outcome summed over agents (as result.json's metrics for the distributed plan),
@@ -179,15 +184,17 @@ def _solve(scn: RobustScenario, memory_bytes: int | None, progress: Callable[[st
     if scn.tso.boundary_fixed:
         tso.fixed_p.value = np.vstack([by_name[n].p0_mw for n in scn.tso.base.feeder_names])
     extra_rows = [d.problem.cut_rows for d in dsos if d.problem.cut_rows is not None]
+    # 1 while the C&CG runs; 0 (with the centers' linear terms) for the lower-bound solve
+    prox_on = cp.Parameter(nonneg=True, value=1.0, name="prox_on")
     if form == "conic":
-        objective = tso.cost + sum(p.cost + p.stabilizer for p in problems[1:])
+        objective = tso.cost + sum(p.cost + prox_on * p.prox_quadratic + p.prox_linear @ p.shares for p in problems[1:])
     else:
         gen_mw, c2 = tso.quadratic
         tangents = [TangentEpigraph(f"{scn.tso.name}_generation", gen_mw, c2, *tso.gen_bounds_mw)]
         objective = tso.first_stage_linear_usd + tso.eta_usd + tangents[0].cost
         for d in problems[1:]:
             tangents.append(TangentEpigraph(f"{d.data.name}_proximal", d.shares, 0.5 * d.prox_weight, 0.0, 1.0))
-            objective += d.cost + d.prox_linear @ d.shares + tangents[-1].cost
+            objective += d.cost + d.prox_linear @ d.shares + prox_on * tangents[-1].cost
         for t in tangents:
             constraints += t.constraints
             extra_rows.append(t.rows)
@@ -213,15 +220,18 @@ def _solve(scn: RobustScenario, memory_bytes: int | None, progress: Callable[[st
         solver=FORMS[form],
         extra_rows=tuple(extra_rows),
     )
-    run = solve_with_cuts(model, problems, max(d.ccg.max_iterations for d in [scn.tso, *scn.dsos]) * 4, progress)
+    run = solve_with_cuts(model, problems, max(d.ccg.max_iterations for d in [scn.tso, *scn.dsos]) * 4, progress,
+                          stop_gap_rel=scn.settings.centralized_gap_tol_rel)
     costs = {scn.tso.name: float(tso.cost.value)}
     costs.update({d.name: float(d.problem.cost.value) for d in dsos})
     outcomes = {scn.tso.name: _outcome(tso)}
     outcomes.update({d.name: _outcome(d.problem) for d in dsos})
+    boundary = {key: np.asarray(tso.shared[key].value, dtype=float) for key in SHARED}
+    lower = _lower_bound(model, prox_on, [d.problem for d in dsos], progress)
     return RobustCentralResult(
         float(sum(costs.values())),
         costs,
-        {key: np.asarray(tso.shared[key].value, dtype=float) for key in SHARED},
+        boundary,
         run.master_solves,
         run.converged,
         run.gap_usd,
@@ -229,4 +239,34 @@ def _solve(scn: RobustScenario, memory_bytes: int | None, progress: Callable[[st
         outcomes,
         "compiled once" if once else "compiled per master solve",
         form,
+        lower_bound_usd=lower,
+        stopped_by=run.stopped_by,
     )
+
+
+def _lower_bound(model, prox_on: cp.Parameter, dsos: list, progress: Callable[[str], None] | None) -> float | None:
+    """The last master solved again with the DSOs' proximal stabilizers off (``prox_on`` = 0,
+    the centers' linear terms 0): a relaxation of the joint DRO-ARO problem (its cuts, columns
+    and, in the LP form, tangents all lie below what they stand for), so its optimum is a lower
+    bound on the joint optimum, whatever rule ended the C&CG. The stabilized master's own
+    objective is not one (the proximal term pulls it off the cut model's minimum). The
+    stabilizers are restored after; the variables keep the bound solve's values. None (with a
+    progress line) where that solve fails."""
+    t0 = time.perf_counter()
+    linear = [d.prox_linear.value.copy() for d in dsos]
+    prox_on.value = 0.0
+    for d in dsos:
+        d.prox_linear.value = np.zeros_like(d.prox_linear.value)
+    try:
+        bound = float(model.solve().objective)
+    except SolveError as exc:
+        bound = None
+        if progress is not None:
+            progress(f"lower-bound solve failed ({exc}); the centralized objective is reported without its bound")
+    finally:
+        prox_on.value = 1.0
+        for d, v in zip(dsos, linear):
+            d.prox_linear.value = v
+    if bound is not None and progress is not None:
+        progress(f"lower bound (stabilizers off): {bound:,.2f} $, {time.perf_counter() - t0:.1f} s")
+    return bound

@@ -50,6 +50,7 @@ def case_rows(results: list[dict]) -> list[dict]:
             "ADMM iterations": r["iterations"],
             "converged": r["converged"],
             "gap to centralized (%)": None if r["centralized"]["gap_rel"] is None else 100 * r["centralized"]["gap_rel"],
+            "gap bound (%)": None if r["centralized"].get("gap_rel_bound") is None else 100 * r["centralized"]["gap_rel_bound"],
             "wall (s)": r["timing"]["wall_s"],
         })
         rows.append(row)

@@ -169,7 +169,9 @@ def test_a_centralized_model_compiled_per_master_solve_reaches_the_same_optimum(
     assert (once.compilation, again.compilation) == ("compiled once", "compiled per master solve")
     assert once.converged and again.converged
     assert again.objective_usd == pytest.approx(once.objective_usd, rel=1e-5)
-    assert len(lines) == again.master_solves and lines[0].startswith("master 1: ")
+    masters = [line for line in lines if line.startswith("master ")]
+    assert len(masters) == again.master_solves and lines[0].startswith("master 1: ")
+    assert lines[-1].startswith("lower bound") and again.lower_bound_usd == pytest.approx(once.lower_bound_usd, rel=1e-5)
 
 
 def test_the_centralized_lp_form_reaches_the_conic_optimum():
@@ -188,11 +190,41 @@ def test_the_centralized_lp_form_reaches_the_conic_optimum():
     for name, cost in conic.cost_by_agent_usd.items():
         assert lp.cost_by_agent_usd[name] == pytest.approx(cost, rel=1e-4, abs=0.05)
     assert lp.master_solves > 1  # the tangents needed at least one round
+    for r in (conic, lp):  # converged: the unstabilized master's bound meets the objective from below
+        assert r.objective_usd * (1 - 1e-5) <= r.lower_bound_usd <= r.objective_usd * (1 + 1e-9)
     assert prepare("2", 0, None, "t118d10").settings.centralized_form is None
     with pytest.raises(ScenarioError, match="centralized_form"):
         prepare("2", 0, None, "t30d2", {"centralized_form": "qp"})
     with pytest.raises(ValueError, match="form = 'qp'"):
         rc.solve_robust_centralized(scn, form="qp")
+
+
+def test_the_centralized_joint_gap_stops_early_with_a_valid_lower_bound():
+    """``centralized_gap_tol_rel``: the joint C&CG stops once the summed gap is within that share
+    of the objective, in fewer masters than the agents' own tolerances take; its lower bound
+    (the master re-solved without the DSOs' proximal stabilizers) stays below the optimum that
+    the full run reaches, and the full run's bound meets its objective (with the stabilizers
+    left on, the "bound" would sit their offset, about 10 $, lower). A negative tolerance is
+    refused."""
+    import coordination.robust_centralized as rc
+    from coordination.robust_session import prepare
+    from scenarios import ScenarioError
+
+    small = {"n_wind_scenarios_tso": 3, "n_wind_scenarios_dso": 2}
+    full = rc.solve_robust_centralized(prepare("4", 0, None, "t30d2", {**small, "centralized_gap_tol_rel": 0.0}))
+    lines = []
+    early = rc.solve_robust_centralized(prepare("4", 0, None, "t30d2", {**small, "centralized_gap_tol_rel": 1e-3}),
+                                        progress=lines.append)
+    assert (full.stopped_by, early.stopped_by) == ("tolerances", "joint gap")
+    assert early.master_solves < full.master_solves
+    assert full.lower_bound_usd == pytest.approx(full.objective_usd, rel=1e-6)
+    assert early.lower_bound_usd <= full.objective_usd * (1 + 1e-9)
+    assert early.lower_bound_usd <= early.objective_usd * (1 + 1e-9)
+    assert early.gap_usd <= 1e-3 * early.objective_usd
+    assert any(line.startswith("stopped: the summed gap") for line in lines)
+    assert lines[-1].startswith("lower bound (stabilizers off)")
+    with pytest.raises(ScenarioError, match="centralized_gap_tol_rel"):
+        prepare("4", 0, None, "t30d2", {"centralized_gap_tol_rel": -1e-5})
 
 
 def test_a_conic_centralized_solve_that_stalls_is_repeated_in_the_lp_form(monkeypatch):

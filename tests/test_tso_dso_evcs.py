@@ -101,6 +101,11 @@ def test_case_2_runs_end_to_end_and_matches_its_centralized_solve(tmp_path):
     # the centralized solve of the same model (no coupling to optimize) lands on the same cost
     assert res["centralized"]["converged"] and abs(res["centralized"]["gap_rel"]) < 1e-3
     assert not res["centralized"]["reused"]
+    # its lower bound (the master without stabilizers) lies at most at its objective, so the
+    # bound on the gap is at least the gap
+    cen = res["centralized"]
+    assert cen["lower_bound"] <= cen["objective"] * (1 + 1e-9) and cen["stopped_by"] in ("tolerances", "joint gap")
+    assert cen["gap_rel_bound"] >= cen["gap_rel"] - 1e-9
     # ... and reports the same outcome figures, evaluated at its own plan
     c = res["centralized"]["outcome"]
     assert set(res["centralized"]["outcome_by_agent"]) == set(m["by_agent"])
