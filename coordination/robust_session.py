@@ -153,6 +153,11 @@ def solve_centralized(scn: RobustScenario, progress: bool = False) -> RobustCent
                         memory_limit_bytes=int(CENTRALIZED_MEMORY_SHARE * physical_memory_bytes()))
 
 
+def _excess_rel(total_usd: float, reference_usd: float) -> float:
+    """(total - reference) / |reference|: the distributed total's excess over a centralized figure."""
+    return (total_usd - reference_usd) / max(abs(reference_usd), 1e-9)
+
+
 def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = None,
         central: RobustCentralResult | None = None) -> dict:
     """Play the protocol on the runtime, then solve the centralized model for the gap.
@@ -220,12 +225,11 @@ def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = N
         "centralized": {"skipped": skipped, "objective": None, "gap_rel": None, "solve_s": 0.0} if skipped else {
             "objective": central.objective_usd,
             "by_agent": central.cost_by_agent_usd,
-            "gap_rel": (total - central.objective_usd) / max(abs(central.objective_usd), 1e-9),
+            "gap_rel": _excess_rel(total, central.objective_usd),
             # the joint optimum is at least lower_bound, so (total - lower_bound) / lower_bound bounds
             # the distributed plan's excess over it from above (the plan itself bounds it from below)
             "lower_bound": central.lower_bound_usd,
-            "gap_rel_bound": None if central.lower_bound_usd is None
-            else (total - central.lower_bound_usd) / max(abs(central.lower_bound_usd), 1e-9),
+            "gap_rel_bound": None if central.lower_bound_usd is None else _excess_rel(total, central.lower_bound_usd),
             "stopped_by": central.stopped_by,
             "converged": central.converged,
             "master_solves": central.master_solves,

@@ -106,6 +106,10 @@ def test_case_2_runs_end_to_end_and_matches_its_centralized_solve(tmp_path):
     cen = res["centralized"]
     assert cen["lower_bound"] <= cen["objective"] * (1 + 1e-9) and cen["stopped_by"] in ("tolerances", "joint gap")
     assert cen["gap_rel_bound"] >= cen["gap_rel"] - 1e-9
+    from coordination.robust_session import summary_rows
+    from coordination.robust_tables import case_rows
+    assert "lower bound" in dict(summary_rows(res))["centralized"]
+    assert case_rows([res])[0]["gap bound (%)"] == pytest.approx(100 * cen["gap_rel_bound"])
     # ... and reports the same outcome figures, evaluated at its own plan
     c = res["centralized"]["outcome"]
     assert set(res["centralized"]["outcome_by_agent"]) == set(m["by_agent"])
