@@ -62,10 +62,11 @@ class RobustCentralResult:
 
     def totals(self) -> dict[str, float]:
         """The outcome summed over agents (as result.json's metrics for the distributed plan),
-        with the boundary reserves (MW-h, summed over feeders and hours)."""
+        with the boundary reserves and the boundary import (MW-h, summed over feeders and hours)."""
         out = {k: float(sum(o[k] for o in self.outcome_by_agent.values())) for k in OUTCOME_KEYS}
         out["boundary_reserve_up_mw"] = float(np.sum(self.boundary_mw["up_mw"]))
         out["boundary_reserve_dn_mw"] = float(np.sum(self.boundary_mw["dn_mw"]))
+        out["boundary_import_mw"] = float(np.sum(self.boundary_mw["p_mw"]))
         return out
 
 

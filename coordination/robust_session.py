@@ -17,6 +17,8 @@ which the issue's ``_mw`` names keep):
   budgeted set), summed over the agents;
 * ``boundary_reserve_up_mw``, ``boundary_reserve_dn_mw``: consensus reserves summed over
   feeders and hours;
+* ``boundary_import_mw``: consensus boundary power ``P`` summed over feeders and hours, the
+  energy the DSOs draw from the TSO (it is in ``tso_cost``: the TSO is not paid for it);
 * ``line_max_loading``, ``line_avg_loading``: day-ahead |flow| / rating, maximum and
   average over rated lines and hours.
 """
@@ -105,6 +107,8 @@ def _metrics(run: RobustRunResult, scn: RobustScenario) -> dict:
         "boundary_violation_worst_mw": float(sum(a.violation_worst_mwh for a in every)),
         "boundary_reserve_up_mw": float(np.sum(plan.up_mw)),
         "boundary_reserve_dn_mw": float(np.sum(plan.dn_mw)),
+        # the energy the DSOs draw from the TSO, which the TSO's cost carries (no payment for it)
+        "boundary_import_mw": float(np.sum(plan.p_mw)),
         "line_max_loading": float(run.lines.max_loading),
         "line_avg_loading": float(run.lines.avg_loading),
         # sum lambda^D (x^D - x^T) at the last ADMM step: total_cost counts each agent at its own
@@ -317,7 +321,8 @@ def summary_rows(result: dict) -> list[tuple[str, str]]:
         ("cost TSO / DSO / total", f"${m['tso_cost']:,.2f} / ${m['dso_cost']:,.2f} / ${m['total_cost']:,.2f}"),
         ("centralized", _centralized_line(c)),
         ("copies' price-weighted disagreement", f"${m['boundary_disagreement_usd']:,.2f} (sum lambda^D (x^D - x^T))"),
-        ("boundary reserve up / down", f"{m['boundary_reserve_up_mw']:.2f} / {m['boundary_reserve_dn_mw']:.2f} MWh"),
+        ("boundary import / reserve up / down",
+         f"{m['boundary_import_mw']:.2f} / {m['boundary_reserve_up_mw']:.2f} / {m['boundary_reserve_dn_mw']:.2f} MWh"),
         ("worst curtailment / shedding / violation",
          f"{m['wind_curtailment_worst_mw']:.2f} / {m['load_shedding_worst_mw']:.2f} / {m['boundary_violation_worst_mw']:.2f} MWh"),
         ("line loading max / avg", f"{m['line_max_loading']:.3f} / {m['line_avg_loading']:.3f}"),

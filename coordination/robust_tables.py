@@ -30,6 +30,7 @@ COLUMNS = {
     "boundary_violation_worst_mw": "worst boundary violation (MWh)",
     "boundary_reserve_up_mw": "boundary reserve up (MWh)",
     "boundary_reserve_dn_mw": "boundary reserve down (MWh)",
+    "boundary_import_mw": "boundary import (MWh)",
     "line_max_loading": "line max loading",
     "line_avg_loading": "line avg loading",
 }
@@ -66,7 +67,7 @@ def paper_tables(results: list[dict]) -> dict[str, list[dict]]:
 
     tables = {"cases": case_rows(results)}
     specs = {
-        "table2_costs_cases_1_3": (("1", "2", "3"), ["tso_cost", "dso_cost", "total_cost"]),
+        "table2_costs_cases_1_3": (("1", "2", "3"), ["tso_cost", "dso_cost", "total_cost", "boundary_import_mw"]),
         "table3_energy_cases_1_3": (("1", "2", "3"), ["wind_curtailment_expected_mw", "load_shedding_expected_mw",
                                                       "wind_curtailment_worst_mw", "load_shedding_worst_mw",
                                                       "line_max_loading", "line_avg_loading"]),

@@ -39,8 +39,10 @@ def test_killed_dso_and_tso_resume_from_checkpoints(t30d2_built, t30d2_serial, r
 
 @pytest.mark.ray
 def test_a_straggler_beyond_the_timeout_stops_the_run_with_a_clear_error(t30d2_built, ray_local):
-    options = RunOptions(mode="ray", workers=2, timeout_s=3.0, faults=(parse_fault("delay:D1@2=60"),))
-    with pytest.raises(AgentTimeoutError, match=r"phase 'local': no reply within 3 s from D1"):
+    # 15 s, not less: the earlier phases must answer within it on a loaded 2-core machine (3 s
+    # failed there once, at the baseline phase, with three long runs beside the suite)
+    options = RunOptions(mode="ray", workers=2, timeout_s=15.0, faults=(parse_fault("delay:D1@2=120"),))
+    with pytest.raises(AgentTimeoutError, match=r"phase 'local': no reply within 15 s from D1"):
         run_deterministic(t30d2_built, "deterministic", options)
 
 

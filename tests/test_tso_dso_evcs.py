@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import run_sim
@@ -94,6 +95,7 @@ def test_case_2_runs_end_to_end_and_matches_its_centralized_solve(tmp_path):
     res = json.loads((out / "result.json").read_text())
     m = res["metrics"]
     assert m["boundary_reserve_up_mw"] == 0 and m["boundary_reserve_dn_mw"] == 0
+    assert m["boundary_import_mw"] == pytest.approx(float(np.sum(res["boundary"]["p_mw"]))) and m["boundary_import_mw"] > 0
     assert m["total_cost"] == pytest.approx(m["tso_cost"] + m["dso_cost"], rel=1e-9)
     assert {v["cuts_replaced"] for v in m["ccg_total"].values()} == {0}  # one short run fills no cut slots
     assert m["boundary_violation_worst_mw"] == pytest.approx(0.0, abs=1e-6)  # nothing is required of them
@@ -114,6 +116,8 @@ def test_case_2_runs_end_to_end_and_matches_its_centralized_solve(tmp_path):
     c = res["centralized"]["outcome"]
     assert set(res["centralized"]["outcome_by_agent"]) == set(m["by_agent"])
     assert c["boundary_reserve_up_mw"] == pytest.approx(0.0, abs=1e-6) and c["violation_worst_mwh"] == pytest.approx(0.0, abs=1e-6)
+    # the boundary is fixed at the DSOs' baselines in both solves
+    assert c["boundary_import_mw"] == pytest.approx(m["boundary_import_mw"], rel=1e-6)
     assert c["first_stage_usd"] + c["worst_expected_recourse_usd"] == pytest.approx(res["centralized"]["objective"], rel=1e-3)
     assert c["shedding_worst_mwh"] == pytest.approx(m["load_shedding_worst_mw"], rel=1e-3, abs=1e-3)
     assert c["curtailment_expected_mwh"] == pytest.approx(m["wind_curtailment_expected_mw"], rel=1e-3, abs=1e-3)
@@ -160,3 +164,25 @@ def test_progress_line_and_residual_rows_show_the_cost_criterion():
     assert line.endswith("(certified)")  # the default: every proposal certified
     uncertified = ADMMRound(3, 0.1, 1.0, 0.2, 3.0, 30.0, 12.0, certified=False)
     assert "certified" not in robust_session._progress_line(uncertified)
+
+
+def test_paper_tables_pick_the_cases_they_compare(tmp_path):
+    """robust_tables: a table is written only where two of its cases ran; Table 2's costs come
+    with the boundary import, which the TSO's cost carries (the direction of the TSO's own cost
+    between cases 1 and 2 follows it, docs "Results beside the paper's")."""
+    from coordination.robust_tables import COLUMNS, paper_tables, write_table
+
+    def result(case, tso, imp):
+        m = {k: 0.0 for k in COLUMNS}
+        m.update(tso_cost=tso, dso_cost=10.0, total_cost=tso + 10.0, boundary_import_mw=imp)
+        return {"case": case, "metrics": m, "iterations": 0, "converged": True,
+                "centralized": {"gap_rel": None}, "timing": {"wall_s": 1.0}}
+
+    tables = paper_tables([result("1", 100.0, 60.0), result("2", 90.0, 50.0), result("4", 100.0, 60.0)])
+    assert "table5_uncertainty_models" not in tables and "table7_requirement_uncertainty" not in tables
+    t2 = tables["table2_costs_cases_1_3"]
+    assert [r["case"] for r in t2] == ["1", "2"]
+    assert [r["boundary import (MWh)"] for r in t2] == [60.0, 50.0]
+    csv_path, md_path = write_table(t2, tmp_path, "t2", "Table 2")
+    assert csv_path.read_text().splitlines()[0].endswith("boundary import (MWh)")
+    assert "| 1 | 100 | 10 | 110 | 60 |" in md_path.read_text()
