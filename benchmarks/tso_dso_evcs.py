@@ -9,9 +9,8 @@
 Each repeat runs the case once serially and once on Ray (embedded instance, ``--workers``
 CPUs, the pool layout: ``--workers`` actor processes, agents balanced over them), in that
 order, so both see the same machine load; every run goes through
-``coordination.robust_session.prepare`` / ``run``, exactly as ``run_sim.py`` does (the
-centralized solve of the same model included: its time and the gap are reported). Medians
-over the repeats are reported per mode:
+``coordination.robust_session.prepare`` / ``run``, exactly as ``run_sim.py`` does (but
+for the centralized solve, below). Medians over the repeats are reported per mode:
 
 * wall (runtime start-up to the last cost report, without the centralized solve), ADMM
   loop (``timing.loop_s``: the stages and the ADMM rounds), actor start-up, time per ADMM
@@ -22,6 +21,11 @@ over the repeats are reported per mode:
   and separation; TSO recourse LPs; outer = worst-distribution LPs);
 * time share per phase (``timing.phase_wall_s`` over their sum);
 * centralized solve time and the relative gap of the distributed total cost to it.
+
+The centralized model is the same in every run (the benchmark changes only the mode), so it
+is solved once, before the first run, and every run reports its gap to that one solve
+(result.json's ``centralized.reused``); ``--no-centralized`` skips it (T118D10's takes
+about 40 minutes here).
 
 ``--set KEY=VALUE`` overrides settings as ``run_sim.py --set`` does (RobustSettings fields and
 rho_usd_per_mw2h, adaptive, eps_abs, eps_rel, mu, tau, relaxation, rho_per_value, rho_range,
@@ -78,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting in every run (as run_sim.py --set), repeatable")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-centralized", action="store_true",
+                   help="do not solve the centralized model (no gap is reported)")
     p.add_argument("--timeout", type=float, default=1800.0, help="longest wait for one phase in Ray mode (s)")
     p.add_argument("--keep-ray-niceness", action="store_true",
                    help="leave Ray's workers at Ray's default niceness (15) instead of the driver's")
@@ -237,6 +243,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             print(f"    {line}", flush=True)
 
+    central, central_s, central_note = None, 0.0, "not solved (--no-centralized)"
+    if not args.no_centralized:
+        from coordination.isolated import ChildFailed
+        from coordination.robust_centralized import CentralizedTooLarge
+
+        print("solving the centralized model once (the same model in every run) ...", flush=True)
+        t0 = time.time()
+        try:
+            central = robust_session.solve_centralized(scn)
+        except (SolveError, CentralizedTooLarge, ChildFailed) as exc:
+            return _fail(3, f"centralized model (solved once, before any run): {exc}; --no-centralized skips it")
+        central_s = time.time() - t0
+        central_note = f"solved once before the runs in {central_s:.1f} s (each run reports its gap to it)"
+        print(f"  centralized: {central.objective_usd:,.2f} $ in {central_s:.1f} s", flush=True)
+
     runs = []
     try:
         for k in range(args.repeats):
@@ -244,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                 options = RunOptions(mode=mode, workers=args.workers, actors="pool", timeout_s=args.timeout)
                 t0 = time.time()
                 try:
-                    result = robust_session.run(scn, options, progress)
+                    result = robust_session.run(scn, options, progress, central,
+                                                skip_central=None if central is not None else central_note)
                 except SolveError as exc:
                     return _fail(3, f"{mode} run #{k}: {exc}")
                 except (RuntimeErrorBase, UndeclaredMessageError, MessageFieldError) as exc:
@@ -270,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         f"settings overridden: {overrides or 'none'}; ADMM rho {scn.admm.rho_usd_per_mw2h:g}, adaptive "
         f"{scn.admm.adaptive}, limit {scn.admm.max_iterations}",
         f"total costs of all runs agree to {agree:.1e} relative",
+        f"centralized model: {central_note}",
         f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}; load average "
         f"at the end {', '.join(f'{x:.1f}' for x in os.getloadavg())}",
     ]
@@ -289,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         "ray_init_s": ray_init_s,
         "ray_worker_niceness": worker_niceness,
         "objectives_agree_rel": agree,
+        "centralized_once": {"solve_s": central_s, "note": central_note,
+                             "objective_usd": None if central is None else central.objective_usd},
         "median": summary,
         "runs": runs,
     }

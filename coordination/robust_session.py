@@ -163,11 +163,13 @@ def _excess_rel(total_usd: float, reference_usd: float) -> float:
 
 
 def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = None,
-        central: RobustCentralResult | None = None) -> dict:
+        central: RobustCentralResult | None = None, skip_central: str | None = None) -> dict:
     """Play the protocol on the runtime, then solve the centralized model for the gap.
 
     ``central``: a centralized result of the same model to reuse (a sweep over ADMM settings
-    only, whose points share the model); result.json's ``centralized.reused`` says so."""
+    only, whose points share the model); result.json's ``centralized.reused`` says so.
+    ``skip_central``: with no ``central``, do not solve it; this reason goes to result.json's
+    ``centralized.skipped`` (a benchmark whose centralized solve failed or was not asked)."""
     from .session import _timing
 
     t0 = time.time()
@@ -186,8 +188,8 @@ def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = N
     wall_s = time.time() - t0
     metrics = _metrics(res, scn)
     reused = central is not None
-    skipped = None
-    if not reused:
+    skipped = None if reused else skip_central
+    if not reused and skipped is None:
         from .isolated import ChildFailed
         from .robust_centralized import CentralizedTooLarge
 

@@ -105,3 +105,32 @@ def test_a_model_compiled_per_solve_reads_the_parameters_each_time_and_counts_ev
     np.testing.assert_allclose(x.value, [-1.0, 0.5], atol=1e-4)
     assert model.builds == 2 and model.solves == 2
     assert getattr(problem._cache, "param_prog", None) is None  # no parametric program was ever built
+
+
+def _scaled_qp(n: int = 40, m: int = 60):
+    """A QP whose Parameters change the data's scale by orders of magnitude between solves."""
+    rng = np.random.default_rng(0)
+    A, b = rng.normal(size=(m, n)), rng.uniform(1, 2, size=m)
+    a, w, x = cp.Parameter(n), cp.Parameter(n, nonneg=True), cp.Variable(n)
+    problem = cp.Problem(cp.Minimize(cp.sum(cp.multiply(w, cp.square(x))) + a @ x), [A @ x <= b, x >= -10, x <= 10])
+    return problem, a, w
+
+
+def test_each_clarabel_solve_starts_from_its_own_data_not_the_last_instance():
+    # cvxpy's warm start would update the last Clarabel instance, which keeps the equilibration of
+    # the first solve's data (about 50 % more interior-point iterations on the T30D2 DSO masters);
+    # every re-solve must take exactly the iterations of a model built anew for the same values
+    rng = np.random.default_rng(1)
+    values = [(rng.normal(size=40), np.ones(40)), (1e3 * rng.normal(size=40), np.full(40, 1e-3)),
+              (50 * rng.normal(size=40), rng.uniform(1e-3, 100, 40))]
+    problem, a, w = _scaled_qp()
+    model = CompiledModel("qp", problem)
+    for a_value, w_value in values:
+        a.value, w.value = a_value, w_value
+        model.solve()
+        fresh, a2, w2 = _scaled_qp()
+        a2.value, w2.value = a_value, w_value
+        CompiledModel("fresh", fresh).solve()
+        assert problem.solver_stats.num_iters == fresh.solver_stats.num_iters
+        assert problem.value == pytest.approx(fresh.value, rel=1e-9)
+    assert model.builds == 1
