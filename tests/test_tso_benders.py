@@ -298,3 +298,20 @@ def test_a_centralized_solve_that_dies_or_fails_leaves_the_distributed_result(mo
     assert expected in skipped and "without its gap" in skipped
     assert result["centralized"]["gap_rel"] is None and result["metrics"]["total_cost"] > 0
     assert any("centralized model skipped" in ln for ln in lines)
+
+
+def test_a_run_told_to_skip_the_centralized_solve_does_not_start_it(monkeypatch):
+    """``run(..., skip_central=reason)`` (the benchmark's --no-centralized, or its one shared solve
+    that failed) reports the reason in result.json and never calls the centralized solve."""
+    from coordination import robust_session
+    from coordination.robust_session import prepare
+    from coordination.session import RunOptions
+
+    def must_not_run(_scn, _progress=False):
+        raise AssertionError("the centralized solve was started")
+
+    monkeypatch.setattr(robust_session, "solve_centralized", must_not_run)
+    scn = prepare("2", 0, None, "t30d2", {"n_wind_scenarios_tso": 3, "n_wind_scenarios_dso": 2})
+    result = robust_session.run(scn, RunOptions(mode="serial"), None, skip_central="not solved (--no-centralized)")
+    assert result["centralized"]["skipped"] == "not solved (--no-centralized)"
+    assert result["centralized"]["gap_rel"] is None and result["metrics"]["total_cost"] > 0
