@@ -34,14 +34,14 @@ RETRY_STATUSES = ("InsufficientProgress", "NumericalError", "MaxIterations", "Ma
 #: at iteration 39 under the defaults: 50 equilibration passes gave AlmostSolved in 40
 #: iterations; equilibration off gave AlmostSolved in 49.
 RETRY_OPTIONS = ({"equilibrate_max_iter": 50}, {"equilibrate_enable": False}, {"max_step_fraction": 0.9})
-#: Solvers whose previous instance cvxpy may reuse for the next solve (``warm_start``). Not
-#: Clarabel: cvxpy's reuse calls ``DefaultSolver.update``, which keeps the equilibration
-#: (row and column scaling) computed from the first solve's data, and on re-solves with new
-#: Parameter values that scaling fits less and less. Measured on the T30D2 case 4 DSO masters
+#: Solvers that get a new instance at every solve (cvxpy's ``warm_start`` off); every other
+#: solver's last instance may be reused. Clarabel: cvxpy's reuse calls ``DefaultSolver.update``,
+#: which keeps the equilibration (row and column scaling) computed from the first solve's data,
+#: and on re-solves with new Parameter values that scaling fits less and less. Measured on the T30D2 case 4 DSO masters
 #: (6,420 variables; 91 captured solves of ADMM iterations 1-3): 58.7 and 70.2 interior-point
 #: iterations per solve when updated, 39.6 and 37.6 when built anew, and 38 % less time in all
 #: (35.6 s against 57.9 s), construction included; the same optima (relative 1e-6).
-REUSE_SOLVER_INSTANCE = ("HIGHS", "OSQP", "SCS")
+FRESH_INSTANCE_SOLVERS = ("CLARABEL",)
 
 
 class SolveStatus(enum.Enum):
@@ -137,7 +137,7 @@ class CompiledModel:
         ladder = self._ladder()
         for n, options in enumerate(ladder):
             try:
-                self.problem.solve(solver=self.solver, warm_start=self.solver in REUSE_SOLVER_INSTANCE,
+                self.problem.solve(solver=self.solver, warm_start=self.solver not in FRESH_INSTANCE_SOLVERS,
                                    canon_backend=cp.SCIPY_CANON_BACKEND,
                                    ignore_dpp=self.recompile, **options)
                 break

@@ -169,7 +169,7 @@ def run(scn: RobustScenario, options, progress: Callable[[str], None] | None = N
     ``central``: a centralized result of the same model to reuse (a sweep over ADMM settings
     only, whose points share the model); result.json's ``centralized.reused`` says so.
     ``skip_central``: with no ``central``, do not solve it; this reason goes to result.json's
-    ``centralized.skipped`` (a benchmark whose centralized solve failed or was not asked)."""
+    ``centralized.skipped`` (the benchmark's ``--no-centralized``)."""
     from .session import _timing
 
     t0 = time.time()

@@ -301,8 +301,7 @@ def test_a_centralized_solve_that_dies_or_fails_leaves_the_distributed_result(mo
 
 
 def test_a_run_told_to_skip_the_centralized_solve_does_not_start_it(monkeypatch):
-    """``run(..., skip_central=reason)`` (the benchmark's --no-centralized, or its one shared solve
-    that failed) reports the reason in result.json and never calls the centralized solve."""
+    """``run(..., skip_central=reason)`` (the benchmark's --no-centralized) reports the reason in result.json and never calls the centralized solve."""
     from coordination import robust_session
     from coordination.robust_session import prepare
     from coordination.session import RunOptions
