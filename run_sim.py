@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="t30d2/t118d10 cases 1-7: override a setting, repeatable, e.g. --set radius_tso=5 "
                         "(fields of scenarios.tso_dso_evcs.RobustSettings and rho_usd_per_mw2h, adaptive, eps_abs, "
-                        "eps_rel, mu, tau, relaxation, rho_per_value, rho_range, cost_tol_rel; see docs/tso_dso_evcs.md)")
+                        "eps_rel, mu, tau, relaxation, rho_per_value, rho_range, cost_tol_rel, momentum, rho_decrease; "
+                        "see docs/tso_dso_evcs.md)")
     p.add_argument("--quiet", action="store_true", help="no per-iteration progress lines")
     p.add_argument("--progress", action="store_true",
                    help="per-iteration progress lines on stderr even when it is not a terminal (a log file, "

@@ -31,6 +31,8 @@ import scipy.sparse as sp
 from agents.common import ReportsOutcome, incidence_columns
 from agents.solver import CompiledModel
 from coordination.admm_math import (
+    MomentumState,
+    momentum_extrapolate,
     ADMMSettings,
     consensus_step,
     disagreement_tolerance_usd,
@@ -183,6 +185,8 @@ class TSOAgent(ReportsOutcome):
         self.rho = settings.rho_usd_per_mw2h
         #: rho fixed for the rest of the run (the residuals were met once; settings.cost_tol_rel)
         self.rho_held = False
+        #: fast ADMM's memory (settings.momentum); None: no momentum yet
+        self.momentum: MomentumState | None = None
         #: always False here: the deterministic DSOs' proposals are exact (see consensus_round)
         self.certify_requested = False
         #: sum lambda^D (x^D - x^T) over the shared values at the last consensus step ($)
@@ -196,7 +200,7 @@ class TSOAgent(ReportsOutcome):
 
     def get_state(self) -> dict:
         """The ADMM state, for checkpoints (the model is rebuilt from the data)."""
-        keys = ("rho", "rho_held", "z", "lam_tso", "lam_dso", "x_tso", "disagreement_usd", "iteration", "outcome")
+        keys = ("rho", "rho_held", "momentum", "z", "lam_tso", "lam_dso", "x_tso", "disagreement_usd", "iteration", "outcome")
         return {**{k: getattr(self, k) for k in keys}, "noise": self.noise_rng.bit_generator.state}
 
     def set_state(self, state: dict) -> None:
@@ -287,9 +291,19 @@ def consensus_round(agent, x_dso: np.ndarray, own_cost_usd: float, certified: bo
     )
     if step.converged:
         agent.rho_held = True  # only the cost criterion is left: keep rho fixed from here on
+    rho_before = agent.rho
     if not converged and not agent.rho_held:
         if agent.settings.rho_per_value:  # agent.rho holds one rho per shared value
             agent.rho = residual_balance_per_value(agent.rho, agent.x_tso, x_dso, z_prev, step, agent.settings)
         else:
             agent.rho = residual_balance(agent.rho, step, agent.settings)
+    if agent.settings.momentum and not converged:
+        if (agent.certify_requested or not np.array_equal(agent.rho, rho_before)
+                or step.primal_residual <= step.primal_tolerance):
+            # a repeat round, a new rho, or copies that already agree (the tail, where momentum
+            # only amplifies the noise of inexact local solves): start the momentum afresh
+            agent.momentum = None
+        else:
+            ext = momentum_extrapolate(step, z_prev, *lam_prev, agent.momentum)
+            agent.z, agent.lam_tso, agent.lam_dso, agent.momentum = ext.z, ext.lam_tso, ext.lam_dso, ext.state
     return [report, *agent._updates()]

@@ -58,7 +58,7 @@ from agents.tso import TSOAgent, consensus_round
 from agents.tso_benders import BendersRows, HourlyRecourse, recourse_lower_bound_usd
 from agents.tso_recourse import FirstStage, RecourseEvaluator, RecourseResult, dc_flow_constraints, recourse_copy, tso_grid
 from agents.wasserstein import ball_constraints, scenario_distances_mw, worst_case_distribution
-from coordination.admm_math import ADMMSettings, linear_coefficient
+from coordination.admm_math import ADMMSettings, MomentumState, linear_coefficient
 from coordination.messages import (
     BoundaryPlanReport,
     LineLoadingReport,
@@ -426,6 +426,8 @@ class TSORobustAgent:
         self.disagreement_usd = 0.0
         #: rho fixed for the rest of the run (the residuals were met once; settings.cost_tol_rel)
         self.rho_held = False
+        #: fast ADMM's memory (settings.momentum); None: no momentum yet
+        self.momentum: MomentumState | None = None
         #: the next updates ask the DSOs for certified proposals (consensus_round)
         self.certify_requested = False
         self.iteration = 0
@@ -435,7 +437,7 @@ class TSORobustAgent:
 
     # -- state ------------------------------------------------------------------------------
     def get_state(self) -> dict:
-        keys = ("rho", "rho_held", "certify_requested", "z", "lam_tso", "lam_dso", "x_tso", "disagreement_usd", "iteration", "totals", "ccg_history")
+        keys = ("rho", "rho_held", "momentum", "certify_requested", "z", "lam_tso", "lam_dso", "x_tso", "disagreement_usd", "iteration", "totals", "ccg_history")
         state = {k: getattr(self, k) for k in keys}
         state["totals"] = dict(self.totals)
         state["ccg_history"] = list(self.ccg_history)

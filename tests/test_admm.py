@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from agents.dso import DSOAgent
 from agents.tso import TSOAgent
 from coordination.admm import PROTOCOL
-from coordination.admm_math import ADMMSettings, consensus_step, residual_balance, residual_balance_per_value
+from coordination.admm_math import (
+    ADMMSettings,
+    consensus_step,
+    momentum_extrapolate,
+    residual_balance,
+    residual_balance_per_value,
+)
 
 
 def test_t30d2_serial_converges_to_the_centralized_optimum(t30d2_serial):
@@ -106,6 +114,9 @@ def test_residual_balancing_moves_rho_toward_the_lagging_residual():
     dual_heavy = consensus_step(x, x, z0, z0, z0 - 100.0, 1.0, s)  # r = 0, large s
     assert residual_balance(1.0, dual_heavy, s) == 0.5
     assert residual_balance(1.0, primal_heavy, ADMMSettings(adaptive=False)) == 1.0
+    raise_only = ADMMSettings(mu=3.0, tau=2.0, rho_decrease=False)
+    assert residual_balance(1.0, primal_heavy, raise_only) == 2.0
+    assert residual_balance(1.0, dual_heavy, raise_only) == 1.0
 
 
 def test_over_relaxation_updates_z_and_the_multipliers_from_the_relaxed_copies():
@@ -146,3 +157,132 @@ def test_rho_per_value_rises_where_the_copies_disagree_and_falls_where_z_moves()
     assert new[0, 0] == 40.0 and new[0, 1] == 2.5  # clipped at rho_0 x 4 and rho_0 / 4
     off = ADMMSettings(rho_usd_per_mw2h=10.0, rho_per_value=True, adaptive=False)
     assert residual_balance_per_value(rho, x_t, x_d, z_prev, step, off) is rho
+
+
+def test_momentum_extrapolates_each_value_until_its_multiplier_turns():
+    """Fast ADMM (settings.momentum): value 0's multiplier keeps its direction and is carried on by
+    beta = (a - 1) / a_next; value 1's step turns against its momentum, so it restarts (a = 1,
+    nothing added). With no memory the plain step is sent."""
+    from coordination.admm_math import MomentumState, momentum_extrapolate
+
+    rho = 10.0
+    z_sent, lam_sent = np.array([[2.0, 2.0]]), np.array([[100.0, 100.0]])
+    prev = MomentumState(np.array([[2.0, 2.0]]), np.array([[2.0, 2.0]]), -np.array([[90.0, 90.0]]), np.array([[90.0, 90.0]]))
+    x_t, x_d = np.array([[1.5, 2.5]]), np.array([[2.5, 1.5]])  # value 0: the DSO draws more; value 1: less
+    step = consensus_step(x_t, x_d, -lam_sent, lam_sent, z_sent, rho, ADMMSettings())
+    np.testing.assert_allclose(step.lam_dso, [[105.0, 95.0]])
+    ext = momentum_extrapolate(step, z_sent, -lam_sent, lam_sent, prev)
+    a_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * 4.0))
+    beta = (2.0 - 1.0) / a_next
+    np.testing.assert_allclose(ext.lam_dso, [[105.0 + beta * 15.0, 95.0]])
+    np.testing.assert_allclose(ext.lam_tso, -ext.lam_dso)
+    np.testing.assert_allclose(ext.z, step.z)  # z did not move from the last iterate
+    np.testing.assert_array_equal(ext.restarted, [[False, True]])
+    np.testing.assert_allclose(ext.state.a, [[a_next, 1.0]])
+    np.testing.assert_allclose(ext.state.lam_dso, step.lam_dso)  # the memory is the step, not the extrapolation
+    fresh = momentum_extrapolate(step, z_sent, -lam_sent, lam_sent, None)
+    np.testing.assert_allclose(fresh.lam_dso, step.lam_dso)
+    assert fresh.restarted.all() and fresh.beta == 0.0
+
+
+def _prox_piecewise_linear(breaks, slopes, lin, rho, lo=0.0, hi=10.0):
+    """argmin over [lo, hi] of f(x) + lin x + rho/2 x^2, f convex piecewise linear with the given
+    slopes between breaks (len(slopes) = len(breaks) + 1): a kink or a piece's stationary point."""
+    edges = [lo, *breaks, hi]
+    candidates = list(edges)
+    for a, b, g in zip(edges[:-1], edges[1:], slopes):
+        candidates.append(min(max(-(g + lin) / rho, a), b))
+
+    def value(x):
+        f = slopes[0] * (x - lo) + sum((s1 - s0) * max(0.0, x - br) for br, s0, s1 in zip(breaks, slopes, slopes[1:]))
+        return f + lin * x + 0.5 * rho * x * x
+
+    return min(candidates, key=value)
+
+
+def _admm_on_kinks(momentum: bool, rho: float, iterations: int = 400) -> tuple[int, np.ndarray]:
+    """Two agents, 8 shared values: a 'TSO' that supplies cheaply (550-650 $/MWh) up to a cap and at
+    1,000 $/MWh beyond it, and a 'DSO' that sheds at 1,050-1,200 $/MWh below its need. Started at
+    the TSO's cheap price, the multipliers must climb to the DSO's value while both copies sit at
+    kinks: plain ADMM's slow drift. Returns (iterations to converge, final lambda^D)."""
+    rng = np.random.default_rng(0)
+    n = 8
+    cap = 5.0 + rng.uniform(0.0, 1.0, n)
+    cheap, value = rng.uniform(550.0, 650.0, n), rng.uniform(1050.0, 1200.0, n)
+    need = cap + rng.uniform(-0.5, 0.5, n)
+    s = ADMMSettings(rho_usd_per_mw2h=rho, adaptive=False, momentum=momentum, eps_abs=0.01, eps_rel=1e-3)
+    z, lam_t, lam_d, memory = 0.9 * need, -cheap.copy(), cheap.copy(), None
+    for k in range(1, iterations + 1):
+        lin_t, lin_d = lam_t - rho * z, lam_d - rho * z
+        x_t = np.array([_prox_piecewise_linear([cap[i]], [cheap[i], 1000.0], lin_t[i], rho) for i in range(n)])
+        x_d = np.array([_prox_piecewise_linear([need[i]], [-value[i], 0.0], lin_d[i], rho) for i in range(n)])
+        step = consensus_step(x_t, x_d, lam_t, lam_d, z, rho, s)
+        if step.converged:
+            return k, step.lam_dso
+        if momentum:
+            ext = momentum_extrapolate(step, z, lam_t, lam_d, memory)
+            z, lam_t, lam_d, memory = ext.z, ext.lam_tso, ext.lam_dso, ext.state
+        else:
+            z, lam_t, lam_d = step.z, step.lam_tso, step.lam_dso
+    return iterations, lam_d
+
+
+def test_momentum_shortens_the_drift_of_multipliers_between_kinks():
+    """On the kinked two-agent problem plain ADMM at rho 60 needs well over 100 iterations (the
+    multipliers climb by rho |x^D - x^T| / 2 per iteration); with momentum it converges in under
+    half of them, to prices that clear every value (between the TSO's marginal cost at its copy
+    and the DSO's value)."""
+    from coordination.admm_math import momentum_extrapolate  # noqa: F401 (used in the helper)
+
+    plain, lam_plain = _admm_on_kinks(False, 60.0)
+    fast, lam_fast = _admm_on_kinks(True, 60.0)
+    assert plain > 100
+    assert fast < plain / 2
+    assert np.all(lam_fast >= 540.0) and np.all(lam_fast <= 1210.0)
+    np.testing.assert_allclose(lam_fast, lam_plain, atol=30.0)
+
+
+class _Coordinator:
+    """The attributes consensus_round reads and writes, without a model behind them."""
+
+    def __init__(self, settings: ADMMSettings, z: np.ndarray, lam: np.ndarray):
+        self.name, self.settings, self.iteration = "tso", settings, 0
+        self.rho, self.rho_held, self.certify_requested, self.momentum = settings.rho_usd_per_mw2h, False, False, None
+        self.z, self.lam_tso, self.lam_dso, self.x_tso = z, -lam, lam, z.copy()
+
+    def _updates(self) -> list:
+        return [("update", self.z.copy(), self.lam_dso.copy())]
+
+
+def test_consensus_round_sends_the_extrapolated_values_and_drops_the_momentum_when_rho_changes():
+    """With settings.momentum the TSO sends z and lambda carried on by the momentum from its
+    second step with the same rho; a changed rho, a round that asks for certification, or one
+    whose copies already agree within the primal tolerance starts the momentum afresh (the values
+    sent are then the plain step's)."""
+    from agents.tso import consensus_round
+
+    s = ADMMSettings(rho_usd_per_mw2h=10.0, adaptive=False, momentum=True, eps_abs=1e-6, eps_rel=0.0)
+    agent = _Coordinator(s, np.array([[2.0]]), np.array([[100.0]]))
+    plain = _Coordinator(replace(s, momentum=False), np.array([[2.0]]), np.array([[100.0]]))
+    for _ in range(3):  # the DSO keeps drawing 1 MW more than the TSO offers: a steady drift
+        for a in (agent, plain):
+            a.x_tso = np.array([[1.5]])
+            consensus_round(a, np.array([[2.5]]), 1000.0)
+    # plain: lambda^D grows by rho * 0.5 = 5 per round; momentum: 5, 5, then 5 + beta * 5 more
+    assert plain.lam_dso[0, 0] == pytest.approx(115.0)
+    beta = (0.5 * (1 + np.sqrt(5)) - 1) / (0.5 * (1 + np.sqrt(1 + 4 * (0.5 * (1 + np.sqrt(5))) ** 2)))
+    assert agent.lam_dso[0, 0] == pytest.approx(115.0 + beta * 5.0)
+    assert agent.momentum is not None and agent.momentum.lam_dso[0, 0] == pytest.approx(115.0)
+    agent.x_tso = np.array([[3.0]])  # the copies agree (primal residual 0) but z moved: not converged
+    report, *_ = consensus_round(agent, np.array([[3.0]]), 1000.0)
+    assert not report.converged and report.primal_residual_mw == pytest.approx(0.0)
+    assert agent.momentum is None  # the tail: plain steps from here
+    adaptive = _Coordinator(replace(s, adaptive=True), np.array([[2.0]]), np.array([[100.0]]))
+    adaptive.x_tso = np.array([[1.5]])
+    consensus_round(adaptive, np.array([[2.5]]), 1000.0)  # primal residual only: rho doubles
+    assert adaptive.rho == 20.0 and adaptive.momentum is None
+    assert adaptive.lam_dso[0, 0] == pytest.approx(105.0)
+    done = _Coordinator(s, np.array([[2.0]]), np.array([[100.0]]))
+    consensus_round(done, np.array([[2.0]]), 1000.0, certified=False)  # every test met, not certified
+    assert done.certify_requested and done.momentum is None
+    assert done.z[0, 0] == 2.0 and done.lam_dso[0, 0] == 100.0  # the round's inputs, repeated
