@@ -37,7 +37,12 @@ def test_settings_reach_the_scenario():
     assert all(d.uncertainty.requirement_budget_h == 0 and d.evaluation_budget_h == 4 for d in scn.dsos)
     # the robust cases' ADMM defaults, and the overrides of the new fields
     default = robust_session.prepare("4", 0, None, "t30d2").admm
-    assert default.relaxation == 1.6 and not default.rho_per_value and default.cost_tol_rel == 1e-3
+    assert default.momentum and default.relaxation == 1.0 and not default.adaptive
+    assert default.rho_usd_per_mw2h == 100.0 and not default.rho_per_value and default.cost_tol_rel == 1e-3
+    larger = robust_session.prepare("4", 0, None, "t118d10").admm  # measured with the older rule
+    assert larger.adaptive and larger.relaxation == 1.6 and not larger.momentum and larger.rho_usd_per_mw2h == 20.0
+    plain = robust_session.prepare("4", 0, None, "t30d2", {"momentum": False, "rho_decrease": False}).admm
+    assert not plain.momentum and not plain.rho_decrease
     tuned = robust_session.prepare("4", 0, None, "t30d2", {"relaxation": 1.0, "rho_per_value": True, "rho_range": 8,
                                                          "cost_tol_rel": 0}).admm
     assert tuned.relaxation == 1.0 and tuned.rho_per_value and tuned.rho_range == 8 and tuned.cost_tol_rel == 0
