@@ -272,7 +272,12 @@ def consensus_round(agent, x_dso: np.ndarray, own_cost_usd: float, certified: bo
     when the certified copies are the ones just proposed, it takes the same step and stops.
     A check that changes a copy turns the repeat into an ordinary ADMM step from the same
     point, with the more exact copy. (Moving z first and certifying the next round's copies
-    made the stop wait for z to land inside every test again: 10 rounds on T30D2 case 4.)"""
+    made the stop wait for z to land inside every test again: 10 rounds on T30D2 case 4.)
+
+    With ``settings.momentum`` the values sent next are the step's carried on by the momentum
+    (:func:`coordination.admm_math.momentum_extrapolate`; ``agent.momentum`` is its memory), except
+    after a round that asks for certification, changes rho or already meets the primal tolerance,
+    which start the momentum afresh."""
     z_prev, lam_prev = agent.z, (agent.lam_tso, agent.lam_dso)
     step = consensus_step(agent.x_tso, x_dso, agent.lam_tso, agent.lam_dso, z_prev, agent.rho, agent.settings)
     agent.z, agent.lam_tso, agent.lam_dso = step.z, step.lam_tso, step.lam_dso
