@@ -31,13 +31,13 @@ import scipy.sparse as sp
 from agents.common import ReportsOutcome, incidence_columns
 from agents.solver import CompiledModel
 from coordination.admm_math import (
-    MomentumState,
-    momentum_extrapolate,
     ADMMSettings,
+    MomentumState,
     consensus_step,
     disagreement_tolerance_usd,
     disagreement_usd,
     linear_coefficient,
+    momentum_extrapolate,
     residual_balance,
     residual_balance_per_value,
 )

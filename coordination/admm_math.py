@@ -203,7 +203,7 @@ def momentum_extrapolate(
 ) -> Extrapolation:
     """Fast ADMM's extrapolation (module docstring) after ``step``, the consensus step taken from
     the values sent (z^, lambda^), with one momentum per shared value: each value's ``a`` restarts
-    on its own test. ``prev`` None: no memory (the start, or rho changed), so no momentum this time."""
+    on its own test. ``prev`` None: no memory (the start, or the caller dropped it), so no momentum this time."""
     if prev is None:
         ones = np.ones_like(step.z)
         return Extrapolation(step.z, step.lam_tso, step.lam_dso, MomentumState(ones, step.z, step.lam_tso, step.lam_dso),

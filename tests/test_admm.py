@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from agents.dso import DSOAgent
-from agents.tso import TSOAgent
+from agents.tso import TSOAgent, consensus_round
 from coordination.admm import PROTOCOL
 from coordination.admm_math import (
     ADMMSettings,
+    MomentumState,
     consensus_step,
     momentum_extrapolate,
     residual_balance,
@@ -163,8 +164,6 @@ def test_momentum_extrapolates_each_value_until_its_multiplier_turns():
     """Fast ADMM (settings.momentum): value 0's multiplier keeps its direction and is carried on by
     beta = (a - 1) / a_next; value 1's step turns against its momentum, so it restarts (a = 1,
     nothing added). With no memory the plain step is sent."""
-    from coordination.admm_math import MomentumState, momentum_extrapolate
-
     rho = 10.0
     z_sent, lam_sent = np.array([[2.0, 2.0]]), np.array([[100.0, 100.0]])
     prev = MomentumState(np.array([[2.0, 2.0]]), np.array([[2.0, 2.0]]), -np.array([[90.0, 90.0]]), np.array([[90.0, 90.0]]))
@@ -232,8 +231,6 @@ def test_momentum_shortens_the_drift_of_multipliers_between_kinks():
     multipliers climb by rho |x^D - x^T| / 2 per iteration); with momentum it converges in under
     half of them, to prices that clear every value (between the TSO's marginal cost at its copy
     and the DSO's value)."""
-    from coordination.admm_math import momentum_extrapolate  # noqa: F401 (used in the helper)
-
     plain, lam_plain = _admm_on_kinks(False, 60.0)
     fast, lam_fast = _admm_on_kinks(True, 60.0)
     assert plain > 100
@@ -259,8 +256,6 @@ def test_consensus_round_sends_the_extrapolated_values_and_drops_the_momentum_wh
     second step with the same rho; a changed rho, a round that asks for certification, or one
     whose copies already agree within the primal tolerance starts the momentum afresh (the values
     sent are then the plain step's)."""
-    from agents.tso import consensus_round
-
     s = ADMMSettings(rho_usd_per_mw2h=10.0, adaptive=False, momentum=True, eps_abs=1e-6, eps_rel=0.0)
     agent = _Coordinator(s, np.array([[2.0]]), np.array([[100.0]]))
     plain = _Coordinator(replace(s, momentum=False), np.array([[2.0]]), np.array([[100.0]]))
