@@ -64,7 +64,7 @@ from agents.ccg import CutReport, fill_slot
 from agents.dso_inputs import boundary_baseline_mw, declarations_from_messages, validate_dso_robust_data
 from agents.dso_recourse import Declarations, DSOInfeasibleError, aggregate_recourse, build_recourse
 from agents.requirement_milp import RecourseInfeasibleError, RecourseSolver, ascend_requirement, worst_requirement
-from agents.robust_data import DSORobustData
+from agents.robust_data import CUT_POOLS, DSORobustData  # noqa: F401  (CUT_POOLS re-exported)
 from agents.solver import CutRows
 from agents.wasserstein import ball_constraints, scenario_distances_mw, worst_case_distribution
 from coordination.evcs_messages import DeclaredCapacity
@@ -91,11 +91,6 @@ PATTERN_MEMORY = 4
 #: Dual cuts per violated scenario and separation beyond the worst pattern's, from the other
 #: patterns the ascent evaluated above the estimate (more cuts per master solve, fewer rounds).
 EXTRA_BENDERS_CUTS = 3
-#: Where the dual cuts live: "parameters" = a Parameter pool of BENDERS_SLOTS x K rows (the
-#: agent's master; a full pool replaces its slackest row), "rows" = plain data rows appended at
-#: each solve by agents.solver.CutAugmentedModel (the centralized model, whose Parameters
-#: would otherwise take cvxpy tens of GB on T118D10).
-CUT_POOLS = ("parameters", "rows")
 #: Two patterns / distributions closer than this are the same cut.
 SAME_CUT_TOL = 1e-9
 
@@ -111,8 +106,9 @@ def _spread(declared_mw: np.ndarray) -> sp.csr_matrix:
 class DSOProblem:
     """The robust DSO master (first stage, pattern and distribution slots, recourse copies)."""
 
-    def __init__(self, data: DSORobustData, baselines_mw: np.ndarray, declared: Declarations, cut_pool: str = "parameters"):
+    def __init__(self, data: DSORobustData, baselines_mw: np.ndarray, declared: Declarations, cut_pool: str | None = None):
         validate_dso_robust_data(data)
+        cut_pool = data.ccg.cut_pool if cut_pool is None else cut_pool
         if cut_pool not in CUT_POOLS:
             raise ValueError(f"DSO {data.name!r}: cut_pool = {cut_pool!r}; give one of {CUT_POOLS}")
         self.data = data
@@ -262,6 +258,7 @@ class DSOProblem:
         self.extra_cuts = EXTRA_BENDERS_CUTS
         self.certify = True  #: run the exact MILP check when the ascent finds nothing (else trust the ascent)
         self.tol_cap_usd = float("inf")  #: the agent's cap on the C&CG tolerance (inexact ADMM), $
+        self.tol_floor_usd = 0.0  #: the agent's floor under the C&CG tolerance (inexact ADMM, early rounds), $
 
     # -- the master's current first stage ---------------------------------------------------
     def first_stage_values(self) -> dict[str, np.ndarray]:
@@ -423,7 +420,7 @@ class DSOProblem:
         x = self.first_stage_values()
         theta = np.asarray(self.theta.value, dtype=float)
         eta = float(self.eta.value)
-        tol = max(self.data.ccg.tol_abs_usd,
+        tol = max(self.data.ccg.tol_abs_usd, self.tol_floor_usd,
                   min(self.tol_cap_usd, self.data.ccg.tol_rel * abs(float(self.first_stage_cost.value) + eta)))
         budget = self.data.uncertainty.requirement_budget_h if self.data.flexibility == "both" else 0
         K = len(self.scenarios_mw)
@@ -576,9 +573,9 @@ class DSOProblem:
 
 
 def build_dso_problem(data: DSORobustData, baselines_mw: np.ndarray, declared: list[DeclaredCapacity],
-                      cut_pool: str = "parameters") -> DSOProblem:
+                      cut_pool: str | None = None) -> DSOProblem:
     """The DSO's RobustProblem from its data, the EVCS baselines (E, T) and declarations
-    (``cut_pool``: see ``CUT_POOLS``)."""
+    (``cut_pool``: see ``CUT_POOLS``; None = ``data.ccg.cut_pool``)."""
     b = np.asarray(baselines_mw, dtype=float)
     shape = (len(data.evcs_names), data.horizon_h)
     if b.shape != shape:

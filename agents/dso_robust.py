@@ -49,10 +49,12 @@ class DSORobustAgent:
 
     role = "dso"
 
-    def __init__(self, data: DSORobustData, cut_pool: str = "parameters"):
-        """``cut_pool``: where the master keeps its dual cuts (``agents.dso_master.CUT_POOLS``);
-        "rows" compiles the master as a :class:`agents.solver.CutAugmentedModel`."""
+    def __init__(self, data: DSORobustData, cut_pool: str | None = None):
+        """``cut_pool``: where the master keeps its dual cuts (``agents.robust_data.CUT_POOLS``;
+        None = ``data.ccg.cut_pool``); "rows" compiles the master as a
+        :class:`agents.solver.CutAugmentedModel`."""
         validate_dso_robust_data(data)
+        cut_pool = data.ccg.cut_pool if cut_pool is None else cut_pool
         if cut_pool not in CUT_POOLS:
             raise ValueError(f"DSO {data.name!r}: cut_pool = {cut_pool!r}; give one of {CUT_POOLS}")
         self.name = data.name
@@ -151,18 +153,27 @@ class DSORobustAgent:
         problem, whose ADMM term is rho-strongly convex, lies within sqrt(2 t / rho) <= f d of
         the exact answer; with the relative tolerance alone that bound stays fixed (about
         0.15 MW at rho 60 for a T30D2 feeder) and can become a floor of the primal residual.
+        The same bound read the other way (``ccg.inexact_floor_fraction`` g > 0): the tolerance
+        may grow to ``rho/2 (g d)^2`` where that exceeds the others, so a round far from the
+        consensus stops after a few masters with its proposal within g d of the exact one (a
+        relative-error inexact ADMM); never in a run asked to certify, whose tolerance is the
+        plain one.
         """
         t0 = time.perf_counter()
         self.problem.new_run()
         self.problem.certify = consensus is None or certify
-        self.problem.tol_cap_usd = float("inf")
-        if consensus is not None and self.last_proposal is not None and self.data.ccg.inexact_fraction > 0:
+        self.problem.tol_cap_usd, self.problem.tol_floor_usd = float("inf"), 0.0
+        ccg = self.data.ccg
+        if consensus is not None and self.last_proposal is not None:
             d = float(np.linalg.norm(self.last_proposal - consensus))
-            self.problem.tol_cap_usd = 0.5 * rho * (self.data.ccg.inexact_fraction * d) ** 2
-        run = solve_with_cuts(self.model, [self.problem], self.data.ccg.max_iterations)
-        if not self.problem.certify and np.abs(self._proposal() - consensus).max() <= self.data.ccg.certify_within_mw:
-            self.problem.certify = True
-            run = run.then(solve_with_cuts(self.model, [self.problem], self.data.ccg.max_iterations))
+            if ccg.inexact_fraction > 0:
+                self.problem.tol_cap_usd = 0.5 * rho * (ccg.inexact_fraction * d) ** 2
+            if ccg.inexact_floor_fraction > 0 and not self.problem.certify:
+                self.problem.tol_floor_usd = 0.5 * rho * (ccg.inexact_floor_fraction * d) ** 2
+        run = solve_with_cuts(self.model, [self.problem], ccg.max_iterations)
+        if not self.problem.certify and np.abs(self._proposal() - consensus).max() <= ccg.certify_within_mw:
+            self.problem.certify, self.problem.tol_floor_usd = True, 0.0
+            run = run.then(solve_with_cuts(self.model, [self.problem], ccg.max_iterations))
         # without a possible requirement (budget 0 or no band) the inner loop is exact anyway; a
         # run that stopped at ccg.max_iterations certifies nothing
         self.certified = (self.problem.certify or not self.problem.requirements_possible) and run.converged

@@ -82,9 +82,10 @@ def _outcome(problem) -> dict[str, float]:
     return {k: float(ev.get(k, 0.0)) for k in OUTCOME_KEYS}
 
 
-def _dso_agents(scn: RobustScenario, cut_pool: str = "parameters") -> list[DSORobustAgent]:
+def _dso_agents(scn: RobustScenario, cut_pool: str | None = None) -> list[DSORobustAgent]:
     """Stages 1-2 in-process: EVCS baselines and declarations, DSO models built from them
-    (``cut_pool``: where their dual cuts live, ``agents.dso_master.CUT_POOLS``)."""
+    (``cut_pool``: where their dual cuts live, ``agents.robust_data.CUT_POOLS``; None = each
+    DSO's ``ccg.cut_pool``)."""
     stations = [EVCSAgent(e) for e in scn.evcs]
     baselines = [s.baseline() for s in stations]
     agents = []

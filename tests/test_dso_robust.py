@@ -236,7 +236,10 @@ def test_cuts_are_reused_and_the_model_is_built_once(solved):
     fresh = DSORobustAgent(agent.data)
     fresh.set_state(state)
     np.testing.assert_allclose(fresh.problem.dist_slots.value, agent.problem.dist_slots.value)
-    np.testing.assert_allclose(fresh.problem.cut_alpha.value, agent.problem.cut_alpha.value)
+    assert agent.cut_pool == "rows"  # the default (CCGSettings.cut_pool)
+    (C, d), (C_fresh, d_fresh) = agent.problem.cut_rows.matrix(), fresh.problem.cut_rows.matrix()
+    assert C.shape[0] == agent.problem.cut_used > 0 and (C != C_fresh).nnz == 0
+    np.testing.assert_array_equal(d_fresh, d)
     np.testing.assert_array_equal(fresh.problem.cuts_by_scenario(), agent.problem.cuts_by_scenario())
     assert fresh.problem.req_used == agent.problem.req_used
 
@@ -276,6 +279,7 @@ def test_a_full_cut_pool_is_shared_reused_and_counted(feeder, monkeypatch):
 
     monkeypatch.setattr(dso_master, "BENDERS_SLOTS", 4)  # this run writes 6-8 cuts per scenario
     data, base, decl = make_data(feeder)
+    data = dataclasses.replace(data, ccg=dataclasses.replace(data.ccg, cut_pool="parameters"))
     agent, proposal = ready_agent(data, base, decl)
     agent.solve_local((reserve_update(proposal.p_mw, 1),))
     pb = agent.problem
@@ -324,6 +328,10 @@ def test_cuts_as_data_rows_reach_the_same_optimum_and_survive_a_checkpoint(feede
     assert (C != C0).nnz == 0 and np.array_equal(d, d0)
     with pytest.raises(ValueError, match="cut_pool"):
         DSORobustAgent(data, cut_pool="slots")
+    with pytest.raises(ValueError, match="cut_pool in"):
+        dataclasses.replace(data.ccg, cut_pool="slots").validate("ccg")
+    with pytest.raises(ValueError, match="inexact_floor_fraction < 1"):
+        dataclasses.replace(data.ccg, inexact_floor_fraction=1.0).validate("ccg")
 
 
 def test_the_exact_check_stops_at_the_first_violated_scenario_closest_first(solved, monkeypatch):
@@ -476,6 +484,36 @@ def test_inexact_admm_caps_the_ccg_tolerance_by_the_distance_to_the_consensus(fe
     _, loose, _ = solve(tol_rel=0.1, inexact_fraction=0.0)
     assert np.linalg.norm(capped - exact) <= f * d
     assert np.linalg.norm(capped - exact) < np.linalg.norm(loose - exact)
+
+
+def test_inexact_admm_floor_loosens_the_ccg_tolerance_far_from_the_consensus(feeder):
+    """ccg.inexact_floor_fraction g lets the DSO's C&CG tolerance grow to rho/2 (g d)^2 inside
+    ADMM: far from the consensus the run needs fewer master solves than an exact one, and its
+    proposal still lies within g d of the exact answer; a run the TSO asks to certify keeps the
+    plain tolerance (floor 0)."""
+    data, base, decl = make_data(feeder)
+    rho, g = 15.0, 0.5
+
+    def solve(certify=False, **ccg):
+        agent, proposal = ready_agent(dataclasses.replace(data, ccg=dataclasses.replace(data.ccg, **ccg)), base, decl)
+        start = agent.last_proposal.copy()
+        z = start.copy()
+        z[0] += 0.5  # consensus 0.5 MW above the baseline every hour
+        update = ReserveUpdate("tso", "dso1", 1, z[0], z[1], z[2], np.zeros(T), np.full(T, -20.5), np.full(T, -5.2),
+                               rho, np.full((3, T), rho), certify)
+        out = agent.solve_local((update,))
+        return agent, np.stack([out.p_mw, out.up_mw, out.dn_mw]), float(np.linalg.norm(z - start))
+
+    exact_agent, exact, d = solve(tol_rel=1e-9, tol_abs_usd=1e-6)
+    assert exact_agent.problem.tol_floor_usd == 0.0 and d == pytest.approx(0.5 * np.sqrt(T))
+    loose_agent, loose, _ = solve(tol_rel=1e-9, tol_abs_usd=1e-6, inexact_floor_fraction=g)
+    assert loose_agent.problem.tol_floor_usd == pytest.approx(0.5 * rho * (g * d) ** 2)
+    assert loose_agent.last_ccg.converged
+    assert loose_agent.last_ccg.master_solves < exact_agent.last_ccg.master_solves
+    assert 0 < np.linalg.norm(loose - exact) <= g * d
+    certified_agent, certified, _ = solve(certify=True, tol_rel=1e-9, tol_abs_usd=1e-6, inexact_floor_fraction=g)
+    assert certified_agent.problem.tol_floor_usd == 0.0 and certified_agent.certified
+    np.testing.assert_allclose(certified, exact, atol=1e-4)
 
 
 def test_directions_gamma_radius_and_no_flexibility(solved, feeder):
