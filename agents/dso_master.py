@@ -37,10 +37,13 @@ zig-zagging; docs/tso_dso_evcs.md has the measurements behind each of these choi
 Addition to the lead's design (MODELS.md fixes only the column slots): every inner solve
 also yields a dual solution (lam, mu) of the recourse LP at the worst pattern, and
 ``theta_j >= -r_ub(x) @ lam + r_eq(x, pattern) @ mu`` is a valid, x-affine lower bound for
-that pattern at *every* first stage (a Benders cut, tight where it was computed). These
-cuts live in one pool of ``BENDERS_SLOTS`` x K Parameter rows shared by the scenarios (a
-row's one-hot ``cut_owner`` says whose theta_j it bounds), and cost almost nothing in the
-master. Without them, a few column slots per scenario made C&CG cycle (evicted patterns
+that pattern at *every* first stage (a Benders cut, tight where it was computed). By
+default (``ccg.cut_pool`` "rows") these cuts are plain data rows over (first stage, theta)
+that :class:`agents.solver.CutAugmentedModel` appends at each solve, every one kept; with
+"parameters" they live in one pool of ``BENDERS_SLOTS`` x K Parameter rows shared by the
+scenarios (a row's one-hot ``cut_owner`` says whose theta_j it bounds), the slackest
+replaced when it is full (that pool took cvxpy 10.8 s to compile on a T30D2 feeder, against
+0.4 s for the rows). Without them, a few column slots per scenario made C&CG cycle (evicted patterns
 came back) on the 11-station, K = 5 feeder; with them an evicted pattern keeps its cuts.
 With 96 rows per scenario instead of the pool, the binding scenario's rows were full by ADMM
 iteration 2-5 on T30D2 case 4 while the others used 1-27, and every later cut there replaced
