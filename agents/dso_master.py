@@ -78,7 +78,7 @@ MASTER_SOLVER = "CLARABEL"
 #: Clarabel options of the master: the project's tight tolerances; iterative refinement off
 #: (it doubled the time per iteration on the K = 5, 11-station master; objective within 1e-9).
 MASTER_SOLVER_OPTIONS = {"tol_feas": 1e-8, "tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "iterative_refinement_enable": False}
-#: Dual (Benders) cut rows per wind scenario, in one pool of BENDERS_SLOTS x K rows that the
+#: cut_pool "parameters" only: dual (Benders) cut rows per wind scenario, in one pool of BENDERS_SLOTS x K rows that the
 #: scenarios share; see DSOProblem. (384 per scenario made a master solve about 10 times slower:
 #: cvxpy refills every parameter entry.)
 BENDERS_SLOTS = 96
