@@ -34,6 +34,7 @@ import numpy as np
 
 from agents.dso_robust import DSORobustAgent
 from agents.evcs import EVCSAgent
+from agents.robust_data import CCGSettings
 from agents.solver import SolveError
 from agents.tso_robust import TSORobustAgent
 from scenarios.errors import ScenarioError
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 
 #: Columns of an agent's C&CG history rows.
 CCG_COLUMNS = ("master_solves", "inner_solves", "outer_solves")
+#: ``--set ccg.FIELD=VALUE`` overrides a field of every agent's CCGSettings (RobustSettings.ccg).
+CCG_PREFIX = "ccg."
 #: Overridable ADMM fields for ``--set`` (the rest of ``--set`` goes to RobustSettings).
 ADMM_KEYS = (
     "rho_usd_per_mw2h", "adaptive", "eps_abs", "eps_rel", "mu", "tau", "relaxation", "rho_per_value", "rho_range",
@@ -66,12 +69,16 @@ def prepare(case: str, seed: int, max_iterations: int | None, scenario: str = "t
         wanted = bool if flag else (int, float)
         if not isinstance(value, wanted) or (not flag and isinstance(value, bool)):
             raise ScenarioError(f"--set {key}={value!r}: give {'true or false' if flag else 'a number'}")
+    ccg_over = {k[len(CCG_PREFIX):]: overrides.pop(k) for k in list(overrides) if k.startswith(CCG_PREFIX)}
     known = set(RobustSettings.__dataclass_fields__)
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ScenarioError(
-            f"--set {unknown[0]}: unknown setting; settings: {', '.join(sorted(known | set(ADMM_KEYS)))}"
+            f"--set {unknown[0]}: unknown setting; settings: {', '.join(sorted(known | set(ADMM_KEYS)))}, "
+            f"and {CCG_PREFIX}FIELD for a CCGSettings field"
         )
+    if ccg_over:
+        overrides["ccg"] = _ccg_overridden(overrides.get("ccg", RobustSettings().ccg), ccg_over)
     settings = replace(RobustSettings(), seed=seed, **overrides)
     scn = build_robust_scenario(scenario, case, settings)
     admm = replace(scn.admm, **admm_over)
@@ -82,6 +89,25 @@ def prepare(case: str, seed: int, max_iterations: int | None, scenario: str = "t
     except ValueError as exc:
         raise ScenarioError(str(exc)) from None
     return replace(scn, admm=admm)
+
+
+def _ccg_overridden(ccg: CCGSettings, over: dict) -> CCGSettings:
+    """``ccg`` with the ``--set ccg.FIELD=VALUE`` overrides, checked (ScenarioError names the field)."""
+    fields = CCGSettings.__dataclass_fields__
+    for key, value in over.items():
+        if key not in fields:
+            raise ScenarioError(f"--set {CCG_PREFIX}{key}: unknown C&CG setting; fields: {', '.join(fields)}")
+        wanted = type(getattr(ccg, key))
+        number = wanted in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (number or isinstance(value, wanted)) or (wanted is int and not isinstance(value, int)):
+            raise ScenarioError(f"--set {CCG_PREFIX}{key}={value!r}: give {'a number' if wanted in (int, float) else 'a word'}"
+                                f" (default {getattr(ccg, key)!r})")
+    out = replace(ccg, **{k: float(v) if type(getattr(ccg, k)) is float else v for k, v in over.items()})
+    try:
+        out.validate(f"--set {CCG_PREFIX}{'/'.join(over)}")
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
+    return out
 
 
 def _specs(scn: RobustScenario) -> list[AgentSpec]:

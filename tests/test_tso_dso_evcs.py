@@ -48,6 +48,23 @@ def test_settings_reach_the_scenario():
     assert tuned.relaxation == 1.0 and tuned.rho_per_value and tuned.rho_range == 8 and tuned.cost_tol_rel == 0
 
 
+def test_ccg_fields_are_set_with_their_prefix():
+    """``--set ccg.FIELD=VALUE`` reaches every agent's CCGSettings; a bad field or value names it."""
+    scn = robust_session.prepare("4", 0, None, "t30d2", {"ccg.inexact_floor_fraction": 0.2, "ccg.cut_pool": "parameters",
+                                                       "ccg.max_iterations": 12})
+    for d in scn.dsos:
+        assert d.ccg.inexact_floor_fraction == 0.2 and d.ccg.cut_pool == "parameters" and d.ccg.max_iterations == 12
+        assert d.ccg.tol_rel == robust_session.RobustSettings().ccg.tol_rel  # the rest as the scenario sets it
+    assert scn.tso.ccg.max_iterations == 12
+    default = robust_session.prepare("4", 0, None, "t30d2")
+    assert {d.ccg.cut_pool for d in default.dsos} == {"rows"} and {d.ccg.inexact_floor_fraction for d in default.dsos} == {0.0}
+    for over, field in (({"ccg.cut_pool": "slots"}, "cut_pool"), ({"ccg.inexact_floor_fraction": 1.5}, "inexact_floor_fraction"),
+                        ({"ccg.max_iterations": 2.5}, "max_iterations"), ({"ccg.nope": 1}, "ccg.nope"),
+                        ({"ccg.cut_pool": 3}, "ccg.cut_pool")):
+        with pytest.raises(ScenarioError, match=field):
+            robust_session.prepare("4", 0, None, "t30d2", over)
+
+
 @pytest.mark.parametrize(
     "over, field",
     [({"adaptive": "maybe"}, "adaptive"), ({"rho_usd_per_mw2h": "abc"}, "rho_usd_per_mw2h"),
