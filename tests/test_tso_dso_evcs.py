@@ -59,7 +59,7 @@ def test_ccg_fields_are_set_with_their_prefix():
     default = robust_session.prepare("4", 0, None, "t30d2")
     assert {d.ccg.cut_pool for d in default.dsos} == {"rows"} and {d.ccg.inexact_floor_fraction for d in default.dsos} == {0.0}
     for over, field in (({"ccg.cut_pool": "slots"}, "cut_pool"), ({"ccg.inexact_floor_fraction": 1.5}, "inexact_floor_fraction"),
-                        ({"ccg.max_iterations": 2.5}, "max_iterations"), ({"ccg.nope": 1}, "ccg.nope"),
+                        ({"ccg.max_iterations": 2.5}, "max_iterations"), ({"ccg.max_iterations": True}, "max_iterations"), ({"ccg.nope": 1}, "ccg.nope"),
                         ({"ccg.cut_pool": 3}, "ccg.cut_pool")):
         with pytest.raises(ScenarioError, match=field):
             robust_session.prepare("4", 0, None, "t30d2", over)
