@@ -1,4 +1,5 @@
-"""The robust DSO (agents/dso_robust.py): the recourse LP on a feeder, nested C&CG, the agent.
+"""The robust DSO (agents/dso_robust.py): the recourse LP on a feeder, nested C&CG, the agent
+(its behaviour inside ADMM: tests/test_dso_robust_admm.py).
 
 Small instances so that the file runs in about a minute on two cores: case33bw with a
 12-hour day, 3 stations, 3 wind scenarios, 2 requirement slots, Gamma = 2.
@@ -406,116 +407,6 @@ def test_under_ro_only_scenarios_above_eta_keep_the_run_going(feeder):
         assert pb.cuts_by_scenario()[j] > before  # the cut is written
 
 
-def test_milp_check_runs_only_near_the_consensus(solved, monkeypatch):
-    """Inside ADMM the exact MILP check of the inner loop runs only once the DSO's proposal is
-    within ccg.certify_within_mw of the consensus it was sent (so the proposal that ends the
-    ADMM is certified); far from it the ascent alone ends the C&CG run."""
-    import agents.dso_master as dso_master
-
-    agent, proposal, *_ = solved
-    data = dataclasses.replace(agent.data, ccg=dataclasses.replace(agent.data.ccg, certify_within_mw=0.01))
-    fresh = DSORobustAgent(data)
-    fresh.set_state(agent.get_state())
-    calls = []
-    real = dso_master.worst_requirement
-    monkeypatch.setattr(dso_master, "worst_requirement", lambda *a, **k: calls.append(k.get("above_usd")) or real(*a, **k))
-    # consensus at the baseline with no reserve: the DSO sells reserve at these multipliers (far)
-    far = fresh.solve_local((reserve_update(proposal.p_mw, 3, up_price=-20.5, dn_price=-5.2),))
-    assert np.abs(far.up_mw).max() > 0.01
-    assert not fresh.certified and calls == []
-    # consensus at the DSO's own proposal and a looser rule (1 MW): the run ends with the MILP
-    # check, each MILP asked for a pattern above theta_j + tol
-    fresh.data = dataclasses.replace(data, ccg=dataclasses.replace(data.ccg, certify_within_mw=1.0))
-    z = np.stack([far.p_mw, far.up_mw, far.dn_mw])
-    update = ReserveUpdate("tso", "dso1", 4, z[0], z[1], z[2], np.zeros(T), np.full(T, -20.5), np.full(T, -5.2), 15.0, np.full((3, T), 15.0))
-    near = fresh.solve_local((update,))
-    assert np.abs(np.stack([near.p_mw, near.up_mw, near.dn_mw]) - z).max() <= 1.0
-    assert fresh.certified and fresh.last_ccg.converged
-    assert len(calls) >= len(fresh.problem.scenarios_mw) and all(c is not None for c in calls)
-
-
-def test_milp_check_runs_when_the_tso_asks(solved, monkeypatch):
-    """By default (ccg.certify_within_mw = 0) the DSO runs the MILP check inside ADMM only when
-    the update asks for it (ReserveUpdate.certify), and says so in ReserveProposal.certified."""
-    import agents.dso_master as dso_master
-
-    agent, proposal, *_ = solved
-    assert agent.data.ccg.certify_within_mw == 0.0
-    fresh = DSORobustAgent(agent.data)
-    fresh.set_state(agent.get_state())
-    calls = []
-    real = dso_master.worst_requirement
-    monkeypatch.setattr(dso_master, "worst_requirement", lambda *a, **k: calls.append(k.get("above_usd")) or real(*a, **k))
-    z = agent.last_proposal.copy()
-    lam = (np.zeros(T), np.full(T, -20.5), np.full(T, -5.2))
-    # consensus at the DSO's own last proposal, not asked: with certify_within_mw = 0, ascent only
-    quiet = fresh.solve_local((ReserveUpdate("tso", "dso1", 3, *z, *lam, 15.0, np.full((3, T), 15.0)),))
-    assert not quiet.certified and not fresh.certified and calls == []
-    asked = fresh.solve_local((ReserveUpdate("tso", "dso1", 4, *z, *lam, 15.0, np.full((3, T), 15.0), True),))
-    assert asked.certified and fresh.certified and fresh.last_ccg.converged
-    assert len(calls) >= len(fresh.problem.scenarios_mw) and all(c is not None for c in calls)
-    assert proposal.certified  # the baseline (no requirement to check yet)
-
-
-def test_inexact_admm_caps_the_ccg_tolerance_by_the_distance_to_the_consensus(feeder):
-    """Inside ADMM the DSO's C&CG tolerance is capped at rho/2 (f d)^2, d the distance of its
-    last proposal from the consensus it was sent: with a loose relative tolerance (10 %) the
-    proposal then lies within f d of the exact (tolerance 1e-9) answer and closer to it than
-    without the cap, whose error does not shrink with d (how much closer depends on the path
-    the C&CG takes: 0.053 against 0.076 MW with AGGREGATE_SLOTS = 2)."""
-    data, base, decl = make_data(feeder)
-    rho, f = 15.0, 0.25
-
-    def solve(**ccg):
-        agent, proposal = ready_agent(dataclasses.replace(data, ccg=dataclasses.replace(data.ccg, **ccg)), base, decl)
-        np.testing.assert_allclose(agent.last_proposal, np.stack([proposal.p_mw, proposal.up_mw, proposal.dn_mw]))
-        z = agent.last_proposal.copy()
-        z[0] += 0.1  # consensus 0.1 MW above the baseline every hour
-        update = ReserveUpdate("tso", "dso1", 1, z[0], z[1], z[2], np.zeros(T), np.full(T, -20.5), np.full(T, -5.2), rho, np.full((3, T), rho))
-        out = agent.solve_local((update,))
-        return agent, np.stack([out.p_mw, out.up_mw, out.dn_mw]), float(np.linalg.norm(z - np.stack([proposal.p_mw, proposal.up_mw, proposal.dn_mw])))
-
-    exact_agent, exact, d = solve(tol_rel=1e-9, tol_abs_usd=1e-6, inexact_fraction=0.0)
-    assert exact_agent.problem.tol_cap_usd == float("inf") and d == pytest.approx(0.1 * np.sqrt(T))
-    capped_agent, capped, _ = solve(tol_rel=0.1, inexact_fraction=f)
-    assert capped_agent.problem.tol_cap_usd == pytest.approx(0.5 * rho * (f * d) ** 2)
-    assert capped_agent.last_ccg.converged
-    assert capped_agent.last_ccg.gap_usd <= max(data.ccg.tol_abs_usd, capped_agent.problem.tol_cap_usd) + 1e-9
-    _, loose, _ = solve(tol_rel=0.1, inexact_fraction=0.0)
-    assert np.linalg.norm(capped - exact) <= f * d
-    assert np.linalg.norm(capped - exact) < np.linalg.norm(loose - exact)
-
-
-def test_inexact_admm_floor_loosens_the_ccg_tolerance_far_from_the_consensus(feeder):
-    """ccg.inexact_floor_fraction g lets the DSO's C&CG tolerance grow to rho/2 (g d)^2 inside
-    ADMM: far from the consensus the run needs fewer master solves than an exact one, and its
-    proposal still lies within g d of the exact answer; a run the TSO asks to certify keeps the
-    plain tolerance (floor 0)."""
-    data, base, decl = make_data(feeder)
-    rho, g = 15.0, 0.5
-
-    def solve(certify=False, **ccg):
-        agent, proposal = ready_agent(dataclasses.replace(data, ccg=dataclasses.replace(data.ccg, **ccg)), base, decl)
-        start = agent.last_proposal.copy()
-        z = start.copy()
-        z[0] += 0.5  # consensus 0.5 MW above the baseline every hour
-        update = ReserveUpdate("tso", "dso1", 1, z[0], z[1], z[2], np.zeros(T), np.full(T, -20.5), np.full(T, -5.2),
-                               rho, np.full((3, T), rho), certify)
-        out = agent.solve_local((update,))
-        return agent, np.stack([out.p_mw, out.up_mw, out.dn_mw]), float(np.linalg.norm(z - start))
-
-    exact_agent, exact, d = solve(tol_rel=1e-9, tol_abs_usd=1e-6)
-    assert exact_agent.problem.tol_floor_usd == 0.0 and d == pytest.approx(0.5 * np.sqrt(T))
-    loose_agent, loose, _ = solve(tol_rel=1e-9, tol_abs_usd=1e-6, inexact_floor_fraction=g)
-    assert loose_agent.problem.tol_floor_usd == pytest.approx(0.5 * rho * (g * d) ** 2)
-    assert loose_agent.last_ccg.converged
-    assert loose_agent.last_ccg.master_solves < exact_agent.last_ccg.master_solves
-    assert 0 < np.linalg.norm(loose - exact) <= g * d
-    certified_agent, certified, _ = solve(certify=True, tol_rel=1e-9, tol_abs_usd=1e-6, inexact_floor_fraction=g)
-    assert certified_agent.problem.tol_floor_usd == 0.0 and certified_agent.certified
-    np.testing.assert_allclose(certified, exact, atol=1e-4)
-
-
 def test_directions_gamma_radius_and_no_flexibility(solved, feeder):
     agent, proposal, _, _, _, _ = solved
     pb, data = agent.problem, agent.data
@@ -574,30 +465,3 @@ def test_bad_declaration_is_refused_naming_the_field(feeder):
         build_dso_problem(data, np.vstack([m.p_mw for m in base]), list(decl[1:]))
     with pytest.raises(RuntimeError, match="before receive_declarations"):
         agent.solve_alone()
-
-
-def test_a_rho_per_value_pins_only_its_own_value_to_the_consensus(feeder):
-    """ReserveUpdate.rho_by_value_usd_per_mw2h: a large rho on the boundary power of one hour
-    (ADMMSettings.rho_per_value) pulls that value to the consensus and leaves the others where
-    the common rho puts them."""
-    data, base, decl = make_data(feeder, ccg=dataclasses.replace(make_data(feeder)[0].ccg, tol_rel=1e-9, tol_abs_usd=1e-6))
-
-    def solve(rho_by_value):
-        agent, proposal = ready_agent(data, base, decl)
-        z = agent.last_proposal.copy()
-        z[0] += 0.5  # consensus 0.5 MW above the baseline every hour
-        update = ReserveUpdate("tso", "dso1", 1, z[0], z[1], z[2], np.zeros(T), np.zeros(T), np.zeros(T),
-                               float(rho_by_value.max()), rho_by_value)
-        out = agent.solve_local((update,))
-        return np.stack([out.p_mw, out.up_mw, out.dn_mw]), z
-
-    uniform, z = solve(np.full((3, T), 15.0))
-    gap = np.abs(uniform[0] - z[0])
-    h = int(gap.argmax())
-    assert gap[h] > 0.05  # the common rho leaves the proposal visibly off the consensus
-    stiff = np.full((3, T), 15.0)
-    stiff[0, h] = 15.0 * 1e4
-    pinned, _ = solve(stiff)
-    assert abs(pinned[0, h] - z[0, h]) < 0.01 * gap[h]
-    others = np.delete(np.arange(T), h)
-    assert np.abs(pinned[0, others] - z[0, others]).max() > 0.05
