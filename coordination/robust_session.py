@@ -38,7 +38,7 @@ from agents.robust_data import CCGSettings
 from agents.solver import SolveError
 from agents.tso_robust import TSORobustAgent
 from scenarios.errors import ScenarioError
-from scenarios.tso_dso_evcs import CASES, RobustScenario, RobustSettings, build_robust_scenario
+from scenarios.tso_dso_evcs import CASES, ROBUST_CCG, RobustScenario, RobustSettings, build_robust_scenario
 
 from .robust_admm import PROTOCOL, ADMMRound, RobustRunResult, run_protocol
 from .runtime import AgentSpec, Runtime
@@ -48,7 +48,8 @@ if TYPE_CHECKING:
 
 #: Columns of an agent's C&CG history rows.
 CCG_COLUMNS = ("master_solves", "inner_solves", "outer_solves")
-#: ``--set ccg.FIELD=VALUE`` overrides a field of every agent's CCGSettings (RobustSettings.ccg).
+#: ``--set ccg.FIELD=VALUE`` overrides a field of every agent's CCGSettings (RobustSettings.ccg; the
+#: other fields stay as the scenario sets them, ROBUST_CCG).
 CCG_PREFIX = "ccg."
 #: Overridable ADMM fields for ``--set`` (the rest of ``--set`` goes to RobustSettings).
 ADMM_KEYS = (
@@ -78,7 +79,8 @@ def prepare(case: str, seed: int, max_iterations: int | None, scenario: str = "t
             f"and {CCG_PREFIX}FIELD for a CCGSettings field"
         )
     if ccg_over:
-        overrides["ccg"] = _ccg_overridden(overrides.get("ccg", RobustSettings().ccg), ccg_over)
+        base = overrides.get("ccg") or ROBUST_CCG.get(scenario, CCGSettings())  # an unknown scenario fails below
+        overrides["ccg"] = _ccg_overridden(base, ccg_over)
     settings = replace(RobustSettings(), seed=seed, **overrides)
     scn = build_robust_scenario(scenario, case, settings)
     admm = replace(scn.admm, **admm_over)

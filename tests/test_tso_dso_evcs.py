@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 
 import run_sim
+from agents.robust_data import CCGSettings
 from coordination import robust_session
 from scenarios import ScenarioError
+from scenarios.tso_dso_evcs import PAPER_CCG_TOL_REL, ROBUST_CCG, RobustSettings, build_robust_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,14 +52,19 @@ def test_settings_reach_the_scenario():
 
 def test_ccg_fields_are_set_with_their_prefix():
     """``--set ccg.FIELD=VALUE`` reaches every agent's CCGSettings; a bad field or value names it."""
-    scn = robust_session.prepare("4", 0, None, "t30d2", {"ccg.inexact_floor_fraction": 0.2, "ccg.cut_pool": "parameters",
+    scn = robust_session.prepare("4", 0, None, "t30d2", {"ccg.inexact_floor_fraction": 0.0, "ccg.cut_pool": "parameters",
                                                        "ccg.max_iterations": 12})
     for d in scn.dsos:
-        assert d.ccg.inexact_floor_fraction == 0.2 and d.ccg.cut_pool == "parameters" and d.ccg.max_iterations == 12
-        assert d.ccg.tol_rel == robust_session.RobustSettings().ccg.tol_rel  # the rest as the scenario sets it
+        assert d.ccg.inexact_floor_fraction == 0.0 and d.ccg.cut_pool == "parameters" and d.ccg.max_iterations == 12
+        assert d.ccg.tol_rel == PAPER_CCG_TOL_REL  # the rest as the scenario sets it
     assert scn.tso.ccg.max_iterations == 12
     default = robust_session.prepare("4", 0, None, "t30d2")
-    assert {d.ccg.cut_pool for d in default.dsos} == {"rows"} and {d.ccg.inexact_floor_fraction for d in default.dsos} == {0.0}
+    assert {d.ccg.cut_pool for d in default.dsos} == {"rows"} and {d.ccg.inexact_floor_fraction for d in default.dsos} == {0.2}
+    assert default.settings.ccg == ROBUST_CCG["t30d2"]  # result.json's settings show what ran
+    larger = robust_session.prepare("4", 0, None, "t118d10", {"ccg.max_iterations": 12})
+    assert {d.ccg.inexact_floor_fraction for d in larger.dsos} == {0.0} and larger.tso.ccg.max_iterations == 12
+    own = CCGSettings(tol_rel=0.01)  # a CCGSettings given in full replaces the scenario's own
+    assert {d.ccg for d in build_robust_scenario("t30d2", "4", RobustSettings(ccg=own)).dsos} == {own}
     for over, field in (({"ccg.cut_pool": "slots"}, "cut_pool"), ({"ccg.inexact_floor_fraction": 1.5}, "inexact_floor_fraction"),
                         ({"ccg.max_iterations": 2.5}, "max_iterations"), ({"ccg.max_iterations": True}, "max_iterations"), ({"ccg.nope": 1}, "ccg.nope"),
                         ({"ccg.cut_pool": 3}, "ccg.cut_pool")):
