@@ -27,8 +27,8 @@ McCormick inequalities on ``|mu_r| <= dual_bound``: for the DSO's recourse this 
 implied by the dual constraints of the boundary violation variables (cost = violation
 penalty, column -1/+1 in the boundary row), so the linearization loses nothing. The result
 is a MILP with 2T binaries, solved with HiGHS (``highspy``); C&CG asks it only whether a
-pattern beats the master's estimate (``above_usd``), which HiGHS answers by stopping at the
-first such pattern.
+pattern beats the master's estimate (``stop_above_usd``), which HiGHS answers by stopping at
+the first such pattern, or else with the worst one (which the report reuses).
 
 Generic: nothing here knows about feeders; ``tests/test_dso_robust.py`` checks it on a
 small LP against brute force over all patterns and against the primal LP.
@@ -129,6 +129,9 @@ class WorstRequirement:
     #: ascent only: the other patterns it evaluated, best first (members of the set, so each
     #: dual gives a valid cut as well)
     others: tuple = ()
+    #: the search ran to its end (the worst pattern, or the best within the time limit); False:
+    #: stopped at ``stop_above_usd`` or ``above_usd``, or an ascent (a lower estimate)
+    complete: bool = True
 
 
 def requirement_from_pattern(a_up: np.ndarray, a_dn: np.ndarray, up_mw: np.ndarray, dn_mw: np.ndarray) -> np.ndarray:
@@ -252,6 +255,7 @@ def worst_requirement(
     time_limit_s: float = MIP_TIME_LIMIT_S,
     above_usd: float | None = None,
     solver: RecourseSolver | None = None,
+    stop_above_usd: float | None = None,
 ) -> WorstRequirement | None:
     """``max`` over budgeted binary patterns of the recourse LP value (the dual MILP, HiGHS).
 
@@ -264,6 +268,12 @@ def worst_requirement(
     ``time_limit_s`` (then only as good as that search). Without ``above_usd`` the MILP
     is solved to ``mip_rel_gap`` or the time limit, whichever comes first. ``solver``: a
     :class:`RecourseSolver` of ``lp`` for the plain LP (else a cold solve).
+
+    ``stop_above_usd`` (without ``above_usd``): stop at the first pattern whose value exceeds
+    it (``objective_target`` only, no pruning) and return it with ``complete`` False; a search
+    that does not stop there is the full solve, step for step, and its answer is the worst
+    pattern (``complete`` True). C&CG's certification uses it, so that the answers of its last
+    round, where no scenario stops, serve the report too.
     """
     T = lp.horizon_h
     up, dn = _band(T, up_mw, dn_mw, "worst_requirement")
@@ -327,11 +337,14 @@ def worst_requirement(
     integrality = np.zeros(n_var, dtype=bool)
     integrality[i_a] = integrality[i_b] = True
     model = (c, A.tocsc(), lower, upper, var_lo, var_hi, integrality)
+    if above_usd is not None and stop_above_usd is not None:
+        raise ValueError("worst_requirement: give above_usd or stop_above_usd, not both")
     cutoff = None if above_usd is None else -float(above_usd)
-    status, x = _run_highs(*model, mip_rel_gap, time_limit_s, cutoff, presolve=True)
+    target = cutoff if stop_above_usd is None else -float(stop_above_usd)
+    status, x = _run_highs(*model, mip_rel_gap, time_limit_s, cutoff, target, presolve=True)
     if x is None and (cutoff is None or status not in _NOTHING_ABOVE):
         # HiGHS's presolve can misreport these duals (as infeasible, say); retry without it
-        status, x = _run_highs(*model, mip_rel_gap, time_limit_s, cutoff, presolve=False)
+        status, x = _run_highs(*model, mip_rel_gap, time_limit_s, cutoff, target, presolve=False)
     if x is None and cutoff is not None and status in _NOTHING_ABOVE:
         return None
     if x is None:
@@ -347,6 +360,7 @@ def worst_requirement(
     return WorstRequirement(
         value, a_up, a_dn, requirement_from_pattern(a_up, a_dn, up, dn), True,
         np.clip(x[:m_ub], 0.0, None), x[m_ub:n_dual].copy(),
+        complete=above_usd is None and status != highspy.HighsModelStatus.kObjectiveTarget,
     )
 
 
@@ -356,11 +370,11 @@ _NOTHING_ABOVE = (
 )
 
 
-def _run_highs(c, A, lower, upper, var_lo, var_hi, integrality, mip_rel_gap, time_limit_s, cutoff, presolve):
+def _run_highs(c, A, lower, upper, var_lo, var_hi, integrality, mip_rel_gap, time_limit_s, cutoff, target, presolve):
     """Solve ``min c @ x`` over the MILP with highspy; (model status, x or None).
 
-    ``cutoff`` (the negated threshold) sets HiGHS's ``objective_bound`` (prune nodes that
-    cannot beat it) and ``objective_target`` (stop at the first incumbent that does)."""
+    ``cutoff`` (a negated threshold) sets HiGHS's ``objective_bound`` (prune nodes that
+    cannot beat it), ``target`` its ``objective_target`` (stop at the first incumbent that does)."""
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
@@ -368,7 +382,8 @@ def _run_highs(c, A, lower, upper, var_lo, var_hi, integrality, mip_rel_gap, tim
     h.setOptionValue("presolve", "on" if presolve else "off")
     if cutoff is not None:
         h.setOptionValue("objective_bound", float(cutoff))
-        h.setOptionValue("objective_target", float(cutoff))
+    if target is not None:
+        h.setOptionValue("objective_target", float(target))
     inf = highspy.kHighsInf
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = A.shape[1], A.shape[0]
@@ -479,11 +494,12 @@ def ascend_requirement(
             break
         pattern, sol, best_key = nxt, nsol, key
     others = tuple(
-        WorstRequirement(s.value_usd, a, b, requirement_from_pattern(a, b, up, dn), True, s.dual_ub, s.dual_eq)
+        WorstRequirement(s.value_usd, a, b, requirement_from_pattern(a, b, up, dn), True, s.dual_ub, s.dual_eq,
+                         complete=False)
         for a, b, s in sorted((v for k, v in seen.items() if k != best_key), key=lambda v: -v[2].value_usd)
     )
     a_up, a_dn = pattern
     return WorstRequirement(
         sol.value_usd, a_up.copy(), a_dn.copy(), requirement_from_pattern(a_up, a_dn, up, dn), True,
-        sol.dual_ub, sol.dual_eq, len(seen), others,
+        sol.dual_ub, sol.dual_eq, len(seen), others, complete=False,
     )

@@ -29,7 +29,7 @@ def test_milp_check_runs_only_near_the_consensus(solved, monkeypatch):
     fresh.set_state(agent.get_state())
     calls = []
     real = dso_master.worst_requirement
-    monkeypatch.setattr(dso_master, "worst_requirement", lambda *a, **k: calls.append(k.get("above_usd")) or real(*a, **k))
+    monkeypatch.setattr(dso_master, "worst_requirement", lambda *a, **k: calls.append(k.get("stop_above_usd")) or real(*a, **k))
     # consensus at the baseline with no reserve: the DSO sells reserve at these multipliers (far)
     far = fresh.solve_local((reserve_update(proposal.p_mw, 3, up_price=-20.5, dn_price=-5.2),))
     assert np.abs(far.up_mw).max() > 0.01
@@ -42,7 +42,17 @@ def test_milp_check_runs_only_near_the_consensus(solved, monkeypatch):
     near = fresh.solve_local((update,))
     assert np.abs(np.stack([near.p_mw, near.up_mw, near.dn_mw]) - z).max() <= 1.0
     assert fresh.certified and fresh.last_ccg.converged
-    assert len(calls) >= len(fresh.problem.scenarios_mw) and all(c is not None for c in calls)
+    K = len(fresh.problem.scenarios_mw)
+    assert len(calls) >= K and all(c is not None for c in calls)  # may stop above theta_j + tol
+    # the report evaluates the first stage just certified: it reuses those MILPs, with the same figures
+    calls.clear()
+    kept = fresh.report_cost()
+    assert calls == []
+    fresh.problem.exact_memo = [None] * K
+    again = fresh.report_cost()
+    assert len(calls) == K
+    for name in ("cost_usd", "worst_expected_recourse_usd", "curtailment_worst_mwh", "shedding_worst_mwh", "violation_worst_mwh"):
+        assert getattr(kept, name) == pytest.approx(getattr(again, name), rel=1e-9, abs=1e-9), name
 
 
 def test_milp_check_runs_when_the_tso_asks(solved, monkeypatch):
@@ -56,7 +66,7 @@ def test_milp_check_runs_when_the_tso_asks(solved, monkeypatch):
     fresh.set_state(agent.get_state())
     calls = []
     real = dso_master.worst_requirement
-    monkeypatch.setattr(dso_master, "worst_requirement", lambda *a, **k: calls.append(k.get("above_usd")) or real(*a, **k))
+    monkeypatch.setattr(dso_master, "worst_requirement", lambda *a, **k: calls.append(k.get("stop_above_usd")) or real(*a, **k))
     z = agent.last_proposal.copy()
     lam = (np.zeros(T), np.full(T, -20.5), np.full(T, -5.2))
     # consensus at the DSO's own last proposal, not asked: with certify_within_mw = 0, ascent only
@@ -64,7 +74,17 @@ def test_milp_check_runs_when_the_tso_asks(solved, monkeypatch):
     assert not quiet.certified and not fresh.certified and calls == []
     asked = fresh.solve_local((ReserveUpdate("tso", "dso1", 4, *z, *lam, 15.0, np.full((3, T), 15.0), True),))
     assert asked.certified and fresh.certified and fresh.last_ccg.converged
-    assert len(calls) >= len(fresh.problem.scenarios_mw) and all(c is not None for c in calls)
+    K = len(fresh.problem.scenarios_mw)
+    assert len(calls) >= K and all(c is not None for c in calls)  # may stop above theta_j + tol
+    # the report evaluates the first stage just certified: it reuses those MILPs, with the same figures
+    calls.clear()
+    kept = fresh.report_cost()
+    assert calls == []
+    fresh.problem.exact_memo = [None] * K
+    again = fresh.report_cost()
+    assert len(calls) == K
+    for name in ("cost_usd", "worst_expected_recourse_usd", "curtailment_worst_mwh", "shedding_worst_mwh", "violation_worst_mwh"):
+        assert getattr(kept, name) == pytest.approx(getattr(again, name), rel=1e-9, abs=1e-9), name
     assert proposal.certified  # the baseline (no requirement to check yet)
 
 

@@ -193,3 +193,24 @@ def test_milp_with_a_cutoff_finds_a_pattern_above_it_or_none():
     assert found is not None and found.value_usd > 0.5 * (zero + exact.value_usd)
     check = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, found.f_mw)).value_usd
     assert check >= found.value_usd - 1e-7  # the dual point found bounds the pattern's true value
+
+
+def test_milp_that_may_stop_above_a_value_is_complete_when_it_does_not():
+    """``stop_above_usd``: the first pattern above it (``complete`` False), or, where none is
+    above, the worst pattern itself (``complete`` True), which the report may reuse."""
+    lp, r_ub, r_eq0 = tiny_lp()
+    up, dn = np.array([0.8, 0.5, 1.2, 0.3]), np.array([0.6, 1.0, 0.4, 0.9])
+    exact = worst_requirement(lp, r_ub, r_eq0, up, dn, 2)
+    assert exact.complete
+    zero = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, np.zeros(4))).value_usd
+    none_above = worst_requirement(lp, r_ub, r_eq0, up, dn, 2, stop_above_usd=exact.value_usd + 1e-3)
+    assert none_above.complete and none_above.value_usd == pytest.approx(exact.value_usd, abs=1e-7)
+    assert np.array_equal(none_above.f_mw, exact.f_mw)
+    bar = zero + 1e-3 * (exact.value_usd - zero)  # many patterns beat it: HiGHS stops at one
+    above = worst_requirement(lp, r_ub, r_eq0, up, dn, 2, stop_above_usd=bar)
+    assert above.value_usd > bar
+    assert above.complete == (above.value_usd >= exact.value_usd - 1e-7)  # stopped early, unless at the worst
+    with pytest.raises(ValueError, match="not both"):
+        worst_requirement(lp, r_ub, r_eq0, up, dn, 2, above_usd=1.0, stop_above_usd=1.0)
+    ascent = ascend_requirement(lp, r_ub, r_eq0, up, dn, 2)
+    assert not ascent.complete and all(not o.complete for o in ascent.others)
