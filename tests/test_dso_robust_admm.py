@@ -17,6 +17,22 @@ from coordination.messages import ReserveUpdate
 from tests.test_dso_robust import T, feeder, make_data, ready_agent, reserve_update, solved  # noqa: F401  (fixtures)
 
 
+def assert_report_reuses_the_certification(agent: DSORobustAgent, calls: list) -> None:
+    """After a certified run (``calls``: the ``stop_above_usd`` of each MILP it solved): every MILP
+    may stop above theta_j + tol, and the report, which evaluates the first stage just certified,
+    reuses them, with the figures it gets when it solves them again."""
+    K = len(agent.problem.scenarios_mw)
+    assert len(calls) >= K and all(c is not None for c in calls)
+    calls.clear()
+    kept = agent.report_cost()
+    assert calls == []
+    agent.problem.exact_memo = [None] * K
+    again = agent.report_cost()
+    assert len(calls) == K
+    for name in ("cost_usd", "worst_expected_recourse_usd", "curtailment_worst_mwh", "shedding_worst_mwh", "violation_worst_mwh"):
+        assert getattr(kept, name) == pytest.approx(getattr(again, name), rel=1e-9, abs=1e-9), name
+
+
 def test_milp_check_runs_only_near_the_consensus(solved, monkeypatch):
     """Inside ADMM the exact MILP check of the inner loop runs only once the DSO's proposal is
     within ccg.certify_within_mw of the consensus it was sent (so the proposal that ends the
@@ -42,17 +58,7 @@ def test_milp_check_runs_only_near_the_consensus(solved, monkeypatch):
     near = fresh.solve_local((update,))
     assert np.abs(np.stack([near.p_mw, near.up_mw, near.dn_mw]) - z).max() <= 1.0
     assert fresh.certified and fresh.last_ccg.converged
-    K = len(fresh.problem.scenarios_mw)
-    assert len(calls) >= K and all(c is not None for c in calls)  # may stop above theta_j + tol
-    # the report evaluates the first stage just certified: it reuses those MILPs, with the same figures
-    calls.clear()
-    kept = fresh.report_cost()
-    assert calls == []
-    fresh.problem.exact_memo = [None] * K
-    again = fresh.report_cost()
-    assert len(calls) == K
-    for name in ("cost_usd", "worst_expected_recourse_usd", "curtailment_worst_mwh", "shedding_worst_mwh", "violation_worst_mwh"):
-        assert getattr(kept, name) == pytest.approx(getattr(again, name), rel=1e-9, abs=1e-9), name
+    assert_report_reuses_the_certification(fresh, calls)
 
 
 def test_milp_check_runs_when_the_tso_asks(solved, monkeypatch):
@@ -74,17 +80,7 @@ def test_milp_check_runs_when_the_tso_asks(solved, monkeypatch):
     assert not quiet.certified and not fresh.certified and calls == []
     asked = fresh.solve_local((ReserveUpdate("tso", "dso1", 4, *z, *lam, 15.0, np.full((3, T), 15.0), True),))
     assert asked.certified and fresh.certified and fresh.last_ccg.converged
-    K = len(fresh.problem.scenarios_mw)
-    assert len(calls) >= K and all(c is not None for c in calls)  # may stop above theta_j + tol
-    # the report evaluates the first stage just certified: it reuses those MILPs, with the same figures
-    calls.clear()
-    kept = fresh.report_cost()
-    assert calls == []
-    fresh.problem.exact_memo = [None] * K
-    again = fresh.report_cost()
-    assert len(calls) == K
-    for name in ("cost_usd", "worst_expected_recourse_usd", "curtailment_worst_mwh", "shedding_worst_mwh", "violation_worst_mwh"):
-        assert getattr(kept, name) == pytest.approx(getattr(again, name), rel=1e-9, abs=1e-9), name
+    assert_report_reuses_the_certification(fresh, calls)
     assert proposal.certified  # the baseline (no requirement to check yet)
 
 
