@@ -28,7 +28,7 @@ patterns with a full recourse copy; dual cuts (below); and the Wasserstein ball'
 LP dual (or ``distribution_slots`` distribution cuts). A pattern enters a copy as
 ``f = a_up * Rup - a_dn * Rdn``, affine in the first stage, so it stays valid whatever
 Rup/Rdn become (across ADMM iterations too). :meth:`DSOProblem.separate` runs the inner
-loop (the linearization ascent of :func:`agents.requirement_milp.ascend_requirement`; the
+loop (:class:`agents.dso_requirements.RequirementOracle`: the linearization ascent; the
 exact dual MILP only to certify) and then the outer loop
 (:func:`agents.wasserstein.worst_case_distribution`). A proximal term on the shares
 (``stabilizer``, centre moved only where the cut model is exact) keeps the master from
@@ -65,8 +65,8 @@ import scipy.sparse as sp
 
 from agents.ccg import CutReport, fill_slot
 from agents.dso_inputs import boundary_baseline_mw, declarations_from_messages, validate_dso_robust_data
-from agents.dso_recourse import Declarations, DSOInfeasibleError, aggregate_recourse, build_recourse
-from agents.requirement_milp import RecourseInfeasibleError, RecourseSolver, ascend_requirement, worst_requirement
+from agents.dso_recourse import Declarations, aggregate_recourse, build_recourse
+from agents.dso_requirements import RequirementOracle
 from agents.robust_data import CUT_POOLS, DSORobustData  # noqa: F401  (CUT_POOLS re-exported)
 from agents.solver import CutRows
 from agents.wasserstein import ball_constraints, scenario_distances_mw, worst_case_distribution
@@ -89,8 +89,6 @@ PROX_FLOOR_MW = 0.01
 #: 2 (8 until the eighth session) ran T30D2 case 4 in 1,015 s against 1,626 s, with as many
 #: master solves, once EXTRA_BENDERS_CUTS gave each separation more dual cuts (docs/tso_dso_evcs.md).
 AGGREGATE_SLOTS = 2
-#: Requirement patterns remembered per scenario as starts of the ascent heuristic.
-PATTERN_MEMORY = 4
 #: Dual cuts per violated scenario and separation beyond the worst pattern's, from the other
 #: patterns the ascent evaluated above the estimate (more cuts per master solve, fewer rounds).
 EXTRA_BENDERS_CUTS = 3
@@ -176,12 +174,8 @@ class DSOProblem:
         self.a_up = [[cp.Parameter(T, name=f"a_up_{j}_{m}", value=np.zeros(T)) for m in range(M)] for j in range(K)]
         self.a_dn = [[cp.Parameter(T, name=f"a_dn_{j}_{m}", value=np.zeros(T)) for m in range(M)] for j in range(K)]
         self.req_used = [0] * K
-        self.found: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(K)]  #: patterns met, newest first
-        #: one warm-started recourse LP per wind scenario (the ascent's LPs, the plain LP, the outcome)
-        self.lp_solvers = [RecourseSolver(rec.lp) for _ in range(K)]
-        #: scenario j -> (key of its right-hand sides, band and budget; the full MILP's answer there):
-        #: the report evaluates the first stage the last certification checked, so its MILPs are these
-        self.exact_memo: list[tuple[bytes, object] | None] = [None] * K
+        #: the inner loop's worst-requirement oracle (ascent, certifying MILPs, their memo)
+        self.oracle = RequirementOracle(self.name, rec, self.scenarios_mw)
         # dual (Benders) cuts, one shared pool: row l bounds theta_j(l), j(l) = its one-hot owner,
         # alpha_l + beta_l @ xvec <= theta_j(l) (unused: 0 <= 0, Q_j >= 0)
         xvec = cp.hstack([p, up, dn, share_up, share_dn])
@@ -277,49 +271,13 @@ class DSOProblem:
         vals["d_mw"] = self.declared.dn_mw * vals["share_dn"][None, :]
         return vals
 
-    def _worst(self, x: dict, j: int, budget: int, stop_above_usd: float | None = None):
-        """Scenario j's worst requirement at ``x`` by the MILP, with the recourse right-hand sides.
-
-        A complete answer is kept per scenario: the same first stage, band and budget again (the
-        report after a certification) costs nothing. ``stop_above_usd``: the search may stop at
-        the first pattern above it (:func:`worst_requirement`); one that does not is complete."""
-        r_ub, r_eq0 = self.recourse.rhs(x, self.scenarios_mw[j])
-        key = b"".join(np.ascontiguousarray(a, dtype=float).tobytes() for a in (r_ub, r_eq0, x["up_mw"], x["dn_mw"]))
-        key += int(budget).to_bytes(4, "little", signed=True)
-        memo = self.exact_memo[j]
-        if memo is not None and memo[0] == key:
-            return memo[1], r_ub, r_eq0
-        try:
-            w = worst_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget,
-                                  solver=self.lp_solvers[j], stop_above_usd=stop_above_usd)
-        except RecourseInfeasibleError as exc:
-            raise DSOInfeasibleError(
-                self.name, None,
-                f"the recourse of wind scenario {j} has no solution ({exc}); a hard branch limit cannot be met "
-                "even by shedding: check the EV baselines and branch ratings",
-            ) from None
-        if w.complete:
-            self.exact_memo[j] = (key, w)
-        return w, r_ub, r_eq0
-
-    def _certify(self, x: dict, j: int, budget: int, above_usd: float):
-        """A pattern of scenario j whose recourse value exceeds ``above_usd``, or None (none).
-
-        The MILP stops at the first pattern above the bar but is not pruned by it, so where
-        none exists it ends with the worst pattern, which the report at the same first stage
-        reuses (:meth:`_worst`). On T30D2 case 4 the final certification's twelve MILPs took
-        18.0 s this way against 15.3 s pruned, and saved the report's ten (15.5 s);
-        docs/tso_dso_evcs.md, eighteenth-session status."""
-        w = self._worst(x, j, budget, stop_above_usd=above_usd)[0]
-        return w if w.value_usd > above_usd else None
-
     def exact_worst(self, x: dict | None = None, budget: int | None = None) -> tuple[np.ndarray, list]:
         """Q_j (the worst requirement's recourse cost, $) per scenario and the worst requirements."""
         x = self.first_stage_values() if x is None else x
         budget = self.data.uncertainty.requirement_budget_h if budget is None else budget
         if self.data.flexibility != "both":
             budget = 0
-        out = [self._worst(x, j, budget)[0] for j in range(len(self.scenarios_mw))]
+        out = [self.oracle.worst(x, j, budget)[0] for j in range(len(self.scenarios_mw))]
         Q = np.array([w.value_usd + self.recourse.cost_constant_usd(xi) for w, xi in zip(out, self.scenarios_mw)])
         return Q, out
 
@@ -390,45 +348,10 @@ class DSOProblem:
         self.dist_used = fill_slot(self.dist_slots, self.dist_used, q, self.theta.value)
         return True
 
-    def _certify_round(self, x: dict, budget: int, worst: list, above_usd: np.ndarray) -> tuple[list, int]:
-        """The exact check of the inner loop, lazily: one MILP per scenario (:meth:`_certify`),
-        asking for a pattern above ``above_usd[j]`` (the bar less the scenario's constant), the scenarios closest to
-        their bar under the ascent first; the round stops at the first pattern found (the next
-        master moves the first stage anyway, and every MILP of this round would be asked again
-        there), which the ascent then polishes (starting from it) into a deeper cut with its
-        neighbours as extra cuts. Only a round in which every scenario's MILP finds nothing
-        ends the C&CG, so the certificate is the same as checking every scenario every round.
-        (Checking all K each round cost K MILPs per master on T30D2: 1-4 s each, most of them
-        proving again that an unviolated scenario stays so.) Returns the scenarios' worst
-        patterns and the number of MILPs solved."""
-        worst = list(worst)
-        order = np.argsort([-(w.value_usd - above_usd[j]) for j, w in enumerate(worst)], kind="stable")
-        for n, j in enumerate(order, start=1):
-            found = self._certify(x, j, budget, float(above_usd[j]))
-            if found is not None:
-                polished = self._ascend(x, j, budget, extra_start=(found.a_up, found.a_dn))
-                worst[j] = polished if polished.value_usd >= found.value_usd else found
-                return worst, n
-        return worst, len(order)
-
-    def _ascend(self, x: dict, j: int, budget: int, extra_start: tuple | None = None):
-        r_ub, r_eq0 = self.recourse.rhs(x, self.scenarios_mw[j])
-        starts = self.found[j] if extra_start is None else [extra_start, *self.found[j]]
-        try:
-            return ascend_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget, starts,
-                                      solver=self.lp_solvers[j])
-        except RecourseInfeasibleError:
-            return self._worst(x, j, budget)[0]  # the MILP names the cause
-
-    def _remember(self, j: int, w) -> None:
-        pattern = (np.asarray(w.a_up, float), np.asarray(w.a_dn, float))
-        if not any(np.array_equal(pattern[0], a) and np.array_equal(pattern[1], b) for a, b in self.found[j]):
-            self.found[j] = ([pattern] + self.found[j])[:PATTERN_MEMORY]
-
     def separate(self) -> CutReport:
         """Inner loop (worst requirement per scenario), then outer loop (worst distribution).
 
-        The inner loop first runs the linearization ascent (:func:`ascend_requirement`,
+        The inner loop first runs the linearization ascent (:meth:`RequirementOracle.ascend`,
         a few LPs) from the patterns found before; only when it finds no violated cut in
         any scenario (and the proximal centre has settled) does it solve the exact MILPs,
         which then confirm convergence or give the missing cuts (only when ``certify`` is set;
@@ -436,7 +359,7 @@ class DSOProblem:
         above the bar (``theta_j + tol``; ``max(theta_j, eta) + tol`` under "ro") or ends with
         the scenario's worst pattern; one stopped by ``MIP_TIME_LIMIT_S`` confirms
         convergence only as far as that search went.
-        The MILPs of a round run lazily (:meth:`_certify_round`): the round stops at the
+        The MILPs of a round run lazily (:meth:`RequirementOracle.certify_round`): the round stops at the
         first scenario with a pattern above its bar.
         """
         x = self.first_stage_values()
@@ -459,9 +382,9 @@ class DSOProblem:
             return any(w.value_usd + consts[j] > bar[j] for j, w in enumerate(ws))
 
         if self.requirements_possible:  # cheap ascent first; the exact MILPs only to certify
-            worst, exact = [self._ascend(x, j, budget) for j in range(K)], False
+            worst, exact = [self.oracle.ascend(x, j, budget) for j in range(K)], False
         else:  # f = 0 only: the exact worst case is one LP per scenario
-            worst, exact = [self._worst(x, j, budget)[0] for j in range(K)], True
+            worst, exact = [self.oracle.worst(x, j, budget)[0] for j in range(K)], True
         solves = K
         if not violated(worst):
             shares = np.r_[x["share_up"], x["share_dn"]]
@@ -478,7 +401,7 @@ class DSOProblem:
                 self.last_added = (0, 0)
                 return CutReport(0, eta, sup, inner_solves=solves, outer_solves=1, moved=True)
             if not exact and self.certify:
-                worst, milps = self._certify_round(x, budget, worst, bar - consts)
+                worst, milps = self.oracle.certify_round(x, budget, worst, bar - consts)
                 solves += milps
         Q = np.array([w.value_usd for w in worst]) + consts
         added = 0
@@ -489,7 +412,7 @@ class DSOProblem:
                 for alt in [o for o in w.others if o.value_usd + consts[j] > theta[j] + tol][:self.extra_cuts]:
                     self._write_benders(j, alt, self.scenarios_mw[j])
                 if self.requirements_possible and w.milp:
-                    self._remember(j, w)
+                    self.oracle.remember(j, w)
                     self._write_aggregate(j, w.a_up, w.a_dn)
                     if self.a_up[j]:
                         self._write_pattern(j, w.a_up, w.a_dn)
@@ -522,12 +445,12 @@ class DSOProblem:
         eval_budget = self.data.evaluation_budget_h if self.data.flexibility == "both" else 0
         curt0, shed0, curt_w, shed_w, viol_w, Q = (np.zeros(K) for _ in range(6))
         for j, xi in enumerate(self.scenarios_mw):
-            w_plan, r_ub, r_eq0 = self._worst(x, j, plan_budget)
+            w_plan, r_ub, r_eq0 = self.oracle.worst(x, j, plan_budget)
             Q[j] = w_plan.value_usd + rec.cost_constant_usd(xi)
-            sol0 = self.lp_solvers[j].solve(r_ub, lp.r_eq(r_eq0, np.zeros(T)))
+            sol0 = self.oracle.lp_solvers[j].solve(r_ub, lp.r_eq(r_eq0, np.zeros(T)))
             curt0[j], shed0[j] = rec.curtailment_mwh(sol0.y, xi), rec.shedding_mwh(sol0.y)
-            w_eval = w_plan if eval_budget == plan_budget else self._worst(x, j, eval_budget)[0]
-            solw = self.lp_solvers[j].solve(r_ub, lp.r_eq(r_eq0, w_eval.f_mw))
+            w_eval = w_plan if eval_budget == plan_budget else self.oracle.worst(x, j, eval_budget)[0]
+            solw = self.oracle.lp_solvers[j].solve(r_ub, lp.r_eq(r_eq0, w_eval.f_mw))
             curt_w[j], shed_w[j], viol_w[j] = rec.curtailment_mwh(solw.y, xi), rec.shedding_mwh(solw.y), rec.violation_mwh(solw.y)
         _, sup = self.worst_expectation(Q)
         return {
@@ -555,7 +478,7 @@ class DSOProblem:
             "req_used": list(self.req_used), "cuts_added": self.cuts_added,
             "cut_used": self.cut_used,
             "cuts_replaced": self.cuts_replaced,
-            "found": [[(a.copy(), b.copy()) for a, b in f] for f in self.found],
+            "found": [[(a.copy(), b.copy()) for a, b in f] for f in self.oracle.found],
             "center": self.center.copy(),
             "g_up": [[np.array(p.value) for p in row] for row in self.g_up],
             "g_dn": [[np.array(p.value) for p in row] for row in self.g_dn],
@@ -579,7 +502,7 @@ class DSOProblem:
             self.cut_owner.value = np.array(state["cut_owner"])
         self.cut_used = int(state["cut_used"])
         self.cuts_replaced = int(state.get("cuts_replaced", 0))
-        self.found = [[(np.array(a), np.array(b)) for a, b in f] for f in state.get("found", self.found)]
+        self.oracle.found = [[(np.array(a), np.array(b)) for a, b in f] for f in state.get("found", self.oracle.found)]
         self.recenter(state.get("center", self.center))
         for rows, key in ((self.g_up, "g_up"), (self.g_dn, "g_dn")):
             for params, vals in zip(rows, state.get(key, [])):

@@ -347,19 +347,19 @@ def test_the_exact_check_stops_at_the_first_violated_scenario_closest_first(solv
     K = len(pb.scenarios_mw)
     consts = np.array([pb.recourse.cost_constant_usd(xi) for xi in pb.scenarios_mw])
     Q, exact = pb.exact_worst(x)
-    ascent = [pb._ascend(x, j, budget) for j in range(K)]
+    ascent = [pb.oracle.ascend(x, j, budget) for j in range(K)]
     asked = []
-    real = pb._certify
-    monkeypatch.setattr(pb, "_certify", lambda x_, j, b, above: asked.append(j) or real(x_, j, b, above))
+    real = pb.oracle.certify
+    monkeypatch.setattr(pb.oracle, "certify", lambda x_, j, b, above: asked.append(j) or real(x_, j, b, above))
 
     above = np.full(K, 1e9)
-    worst, milps = pb._certify_round(x, budget, ascent, above)
+    worst, milps = pb.oracle.certify_round(x, budget, ascent, above)
     assert milps == K and sorted(asked) == list(range(K)) and worst == ascent  # nothing found: every scenario asked
 
     j = K - 1  # the only scenario whose bar the worst pattern beats
     above[j] = Q[j] - consts[j] - 1.0
     asked.clear()
-    worst, milps = pb._certify_round(x, budget, ascent, above)
+    worst, milps = pb.oracle.certify_round(x, budget, ascent, above)
     assert asked == [j] and milps == 1  # asked first, and the round stops there
     assert above[j] < worst[j].value_usd <= exact[j].value_usd + 1e-6  # a member of the set above the bar
     assert all(worst[i] is ascent[i] for i in range(K) if i != j)

@@ -26,7 +26,7 @@ def assert_report_reuses_the_certification(agent: DSORobustAgent, calls: list) -
     calls.clear()
     kept = agent.report_cost()
     assert calls == []
-    agent.problem.exact_memo = [None] * K
+    agent.problem.oracle.exact_memo = [None] * K
     again = agent.report_cost()
     assert len(calls) == K
     for name in ("cost_usd", "worst_expected_recourse_usd", "curtailment_worst_mwh", "shedding_worst_mwh", "violation_worst_mwh"):
@@ -37,15 +37,15 @@ def test_milp_check_runs_only_near_the_consensus(solved, monkeypatch):
     """Inside ADMM the exact MILP check of the inner loop runs only once the DSO's proposal is
     within ccg.certify_within_mw of the consensus it was sent (so the proposal that ends the
     ADMM is certified); far from it the ascent alone ends the C&CG run."""
-    import agents.dso_master as dso_master
+    import agents.dso_requirements as dso_requirements
 
     agent, proposal, *_ = solved
     data = dataclasses.replace(agent.data, ccg=dataclasses.replace(agent.data.ccg, certify_within_mw=0.01))
     fresh = DSORobustAgent(data)
     fresh.set_state(agent.get_state())
     calls = []
-    real = dso_master.worst_requirement
-    monkeypatch.setattr(dso_master, "worst_requirement", lambda *a, **k: calls.append(k.get("stop_above_usd")) or real(*a, **k))
+    real = dso_requirements.worst_requirement
+    monkeypatch.setattr(dso_requirements, "worst_requirement", lambda *a, **k: calls.append(k.get("stop_above_usd")) or real(*a, **k))
     # consensus at the baseline with no reserve: the DSO sells reserve at these multipliers (far)
     far = fresh.solve_local((reserve_update(proposal.p_mw, 3, up_price=-20.5, dn_price=-5.2),))
     assert np.abs(far.up_mw).max() > 0.01
@@ -64,15 +64,15 @@ def test_milp_check_runs_only_near_the_consensus(solved, monkeypatch):
 def test_milp_check_runs_when_the_tso_asks(solved, monkeypatch):
     """By default (ccg.certify_within_mw = 0) the DSO runs the MILP check inside ADMM only when
     the update asks for it (ReserveUpdate.certify), and says so in ReserveProposal.certified."""
-    import agents.dso_master as dso_master
+    import agents.dso_requirements as dso_requirements
 
     agent, proposal, *_ = solved
     assert agent.data.ccg.certify_within_mw == 0.0
     fresh = DSORobustAgent(agent.data)
     fresh.set_state(agent.get_state())
     calls = []
-    real = dso_master.worst_requirement
-    monkeypatch.setattr(dso_master, "worst_requirement", lambda *a, **k: calls.append(k.get("stop_above_usd")) or real(*a, **k))
+    real = dso_requirements.worst_requirement
+    monkeypatch.setattr(dso_requirements, "worst_requirement", lambda *a, **k: calls.append(k.get("stop_above_usd")) or real(*a, **k))
     z = agent.last_proposal.copy()
     lam = (np.zeros(T), np.full(T, -20.5), np.full(T, -5.2))
     # consensus at the DSO's own last proposal, not asked: with certify_within_mw = 0, ascent only
