@@ -132,6 +132,8 @@ class WorstRequirement:
     #: the search ran to its end (the worst pattern, or the best within the time limit); False:
     #: stopped at ``stop_above_usd`` or ``above_usd``, or an ascent (a lower estimate)
     complete: bool = True
+    #: the MILP stopped at ``time_limit_s`` (its answer is the best pattern found by then)
+    time_limited: bool = False
 
 
 def requirement_from_pattern(a_up: np.ndarray, a_dn: np.ndarray, up_mw: np.ndarray, dn_mw: np.ndarray) -> np.ndarray:
@@ -274,6 +276,9 @@ def worst_requirement(
     that does not stop there is the full solve, step for step, and its answer is the worst
     pattern (``complete`` True). C&CG's certification uses it, so that the answers of its last
     round, where no scenario stops, serve the report too.
+
+    A search stopped by ``time_limit_s`` returns its best pattern with ``time_limited`` True;
+    one stopped before any pattern was found returns ``f = 0`` (``complete`` False).
     """
     T = lp.horizon_h
     up, dn = _band(T, up_mw, dn_mw, "worst_requirement")
@@ -347,6 +352,11 @@ def worst_requirement(
         status, x = _run_highs(*model, mip_rel_gap, time_limit_s, cutoff, target, presolve=False)
     if x is None and cutoff is not None and status in _NOTHING_ABOVE:
         return None
+    if x is None and status == highspy.HighsModelStatus.kTimeLimit:
+        # stopped before any incumbent: f = 0, a member of the set, is the best known answer
+        sol = _solver_of(lp, solver)(r_ub, lp.r_eq(r_eq0, zero))
+        return WorstRequirement(sol.value_usd, zero, zero.copy(), zero.copy(), False, sol.dual_ub, sol.dual_eq,
+                                complete=False, time_limited=True)
     if x is None:
         raise RecourseInfeasibleError(
             f"requirement MILP: HiGHS status {status.name} (an unbounded dual means some requirement leaves the "
@@ -361,6 +371,7 @@ def worst_requirement(
         value, a_up, a_dn, requirement_from_pattern(a_up, a_dn, up, dn), True,
         np.clip(x[:m_ub], 0.0, None), x[m_ub:n_dual].copy(),
         complete=above_usd is None and status != highspy.HighsModelStatus.kObjectiveTarget,
+        time_limited=status == highspy.HighsModelStatus.kTimeLimit,
     )
 
 

@@ -214,3 +214,17 @@ def test_milp_that_may_stop_above_a_value_is_complete_when_it_does_not():
         worst_requirement(lp, r_ub, r_eq0, up, dn, 2, above_usd=1.0, stop_above_usd=1.0)
     ascent = ascend_requirement(lp, r_ub, r_eq0, up, dn, 2)
     assert not ascent.complete and all(not o.complete for o in ascent.others)
+
+
+def test_milp_stopped_by_its_time_limit_says_so_and_falls_back_to_no_requirement():
+    """A search stopped by ``time_limit_s`` is marked ``time_limited``; one stopped before any
+    incumbent answers with f = 0 (a member of the set, its plain LP value), not an
+    infeasibility."""
+    lp, r_ub, r_eq0 = tiny_lp(horizon=12)
+    up, dn = np.linspace(0.3, 1.2, 12), np.linspace(1.0, 0.2, 12)
+    full = worst_requirement(lp, r_ub, r_eq0, up, dn, 4, stop_above_usd=0.0)
+    assert not full.time_limited
+    cut = worst_requirement(lp, r_ub, r_eq0, up, dn, 4, stop_above_usd=0.0, time_limit_s=1e-9)
+    zero = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, np.zeros(12))).value_usd
+    assert cut.time_limited and not cut.complete and not cut.f_mw.any()
+    assert cut.value_usd == pytest.approx(zero, abs=1e-7)
