@@ -335,11 +335,11 @@ def test_cuts_as_data_rows_reach_the_same_optimum_and_survive_a_checkpoint(feede
         dataclasses.replace(data.ccg, inexact_floor_fraction=1.0).validate("ccg")
 
 
-def test_the_exact_check_stops_at_the_first_violated_scenario_closest_first(solved, monkeypatch):
-    """A certification round asks the scenarios' MILPs lazily: closest to its bar (under the
-    ascent) first, stopping at the first pattern above the bar, which the ascent then polishes
-    into one at least as deep. Only a round in which every MILP finds nothing (K MILPs)
-    certifies."""
+def test_the_exact_check_stops_at_the_first_violated_scenario_recent_then_closest_first(solved, monkeypatch):
+    """A certification round asks the scenarios' MILPs lazily, stopping at the first pattern
+    above the bar, which the ascent then polishes into one at least as deep: first the
+    scenarios whose MILP found a pattern most recently, then the others closest to their bar
+    under the ascent. Only a round in which every MILP finds nothing (K MILPs) certifies."""
     agent = solved[0]
     pb = agent.problem
     x = pb.first_stage_values()
@@ -363,6 +363,24 @@ def test_the_exact_check_stops_at_the_first_violated_scenario_closest_first(solv
     assert asked == [j] and milps == 1  # asked first, and the round stops there
     assert above[j] < worst[j].value_usd <= exact[j].value_usd + 1e-6  # a member of the set above the bar
     assert all(worst[i] is ascent[i] for i in range(K) if i != j)
+    assert pb.oracle.last_found_round[j] == pb.oracle.rounds and (pb.oracle.last_found_round[:j] == -1).all()
+
+    # j again violated but far from its bar under the ascent (which missed it), i = 0 clean and
+    # the closest: j, found last round, is still asked first
+    i = 0
+    above[i] = Q[i] - consts[i] + 1e-3
+    far = list(ascent)
+    far[j] = dataclasses.replace(ascent[j], value_usd=ascent[j].value_usd - 100.0)
+    closeness = [w.value_usd - above[n] for n, w in enumerate(far)]
+    assert int(np.argmax(closeness)) == i
+    asked.clear()
+    worst, milps = pb.oracle.certify_round(x, budget, far, above)
+    assert asked == [j] and milps == 1 and worst[j].value_usd > above[j]
+    # j clean too: every scenario asked, j (found most recently) first, then i (the closest)
+    above[j] = Q[j] - consts[j] + 1e-3
+    asked.clear()
+    worst, milps = pb.oracle.certify_round(x, budget, far, above)
+    assert milps == K and asked[:2] == [j, i] and sorted(asked) == list(range(K))
 
 
 def test_a_run_that_stops_at_the_iteration_limit_certifies_nothing(feeder):
