@@ -15,7 +15,7 @@ The master's bookkeeping (cuts, columns, distributions) stays in agents/dso_mast
 
 Glossary: ``a_up``/``a_dn`` -> the pattern of the requirement f, ``budget`` -> Gamma,
 ``x["up_mw"]``/``x["dn_mw"]`` -> R^up,D_t / R^dn,D_t, ``value_usd`` -> Q less the scenario's
-constant (:meth:`agents.dso_recourse.Recourse.cost_constant_usd`).
+constant (:meth:`agents.dso_recourse.DSORecourse.cost_constant_usd`).
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from agents.requirement_milp import RecourseInfeasibleError, RecourseSolver, asc
 #: Requirement patterns remembered per scenario as starts of the ascent heuristic.
 PATTERN_MEMORY = 4
 
+
 class RequirementOracle:
     """Worst requirement per wind scenario, by ascent or MILP, for one DSO's recourse.
 
-    ``recourse``: the DSO's :class:`agents.dso_recourse.Recourse` (its LP and the right-hand
+    ``recourse``: the DSO's :class:`agents.dso_recourse.DSORecourse` (its LP and the right-hand
     sides at a first stage); ``scenarios_mw``: (K, ...) the wind scenarios xi_j; ``name``: the
     DSO, for error messages.
     """
