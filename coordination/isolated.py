@@ -7,10 +7,18 @@ address-space limit (``RLIMIT_AS``): an allocation beyond it raises ``MemoryErro
 and a child killed by a signal (the kernel's out-of-memory killer sends SIGKILL) is noticed
 too. Either becomes a :class:`ChildFailed` with the reason; the caller keeps its own results.
 Any other exception of the function is raised again in the caller.
+
+The child does not outlive its caller: on Linux it asks the kernel for SIGKILL when the
+caller dies (``PR_SET_PDEATHSIG``; strictly, when the thread that started it ends, which
+waits for the child in :func:`run_in_child`), so a run stopped with ``kill`` (SIGTERM, which skips the
+caller's clean-up) does not leave a centralized solve running on its own; elsewhere a caller
+that ends without its clean-up can leave the child to finish its solve.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import pickle
 import resource
@@ -22,7 +30,10 @@ from typing import Any, Callable
 
 #: The child's program: read (sys.path, payload) from stdin, run it, write the reply to the
 #: original stdout; the child's own prints go to stderr.
-_CHILD = "import sys; sys.path.insert(0, {root!r}); from coordination.isolated import _serve; _serve()"
+_CHILD = ("import sys; sys.path.insert(0, {root!r}); from coordination.isolated import _serve; "
+          "_serve({parent})")
+#: prctl option: the signal this process gets when its parent dies (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1
 
 
 class ChildFailed(RuntimeError):
@@ -34,8 +45,23 @@ def physical_memory_bytes() -> int:
     return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def _serve() -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel (Linux) for SIGKILL when the parent process dies; exit now if it already has."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # no libc or no prctl: the child may outlive a killed caller
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request: nobody waits for the result
+        os._exit(1)
+
+
+def _serve(parent_pid: int | None = None) -> None:
     """The child's side of :func:`run_in_child`."""
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     reply = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # print() in the child goes to stderr, not into the reply
     path, payload = pickle.load(sys.stdin.buffer)
@@ -70,7 +96,7 @@ def run_in_child(fn: Callable, *args: Any, memory_limit_bytes: int | None = None
     result; re-raises any other exception of ``fn``."""
     payload = pickle.dumps((fn, args, kwargs, memory_limit_bytes))
     root = str(Path(__file__).resolve().parent.parent)
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD.format(root=root)], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD.format(root=root, parent=os.getpid())], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE)
     try:
         out, _ = proc.communicate(pickle.dumps((list(sys.path), payload)))

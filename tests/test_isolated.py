@@ -71,3 +71,57 @@ def test_a_script_without_a_main_guard_can_use_it(tmp_path):
                           env={**os.environ, "PYTHONPATH": root})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "result 120"
+
+
+def _children_of(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc (PR_SET_PDEATHSIG is Linux only)")
+def test_the_child_does_not_outlive_a_caller_stopped_with_sigterm(tmp_path):
+    """SIGTERM ends the caller without its clean-up; the child (a 120 s sleep here, a centralized
+    solve in a run) must not go on alone."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = tmp_path / "caller.py"
+    script.write_text("import time\nfrom coordination.isolated import run_in_child\nrun_in_child(time.sleep, 120)\n")
+    root = str(Path(__file__).resolve().parent.parent)
+    caller = subprocess.Popen([sys.executable, str(script)], env={**os.environ, "PYTHONPATH": root})
+    try:
+        deadline = time.time() + 60
+        children: list[int] = []
+        while not children and time.time() < deadline:
+            time.sleep(0.2)
+            children = _children_of(caller.pid)
+        assert children, "the caller never started its child"
+        time.sleep(1.0)  # let the child reach _serve (its request to the kernel)
+        caller.send_signal(signal.SIGTERM)
+        caller.wait(timeout=30)
+        deadline = time.time() + 30
+        while any(os.path.exists(f"/proc/{c}") and _state(c) != "Z" for c in children) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(os.path.exists(f"/proc/{c}") and _state(c) != "Z" for c in children), "the child lives on"
+    finally:
+        if caller.poll() is None:
+            caller.kill()
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
