@@ -66,9 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serial: all agents in one process; ray: agents as Ray actors, see --actors (default)")
     p.add_argument("--workers", type=_int_at_least(1), default=None,
                    help="CPUs of the embedded Ray instance (default: all cores of this machine)")
-    p.add_argument("--actors", choices=("pool", "per-agent"), default="pool",
+    p.add_argument("--actors", choices=("pool", "per-agent", "region"), default="pool",
                    help="Ray layout: pool = --workers processes, agents balanced over them (default); "
-                        "per-agent = one process per agent (see docs/runtime.md)")
+                        "per-agent = one process per agent; region = one process per operator with the "
+                        "agents it hosts (a DSO and its EVCS), sharing --workers CPUs (see docs/runtime.md)")
     p.add_argument("--address", default=None,
                    help="run on an existing Ray cluster, e.g. 127.0.0.1:6379 (started with `ray start --head`)")
     p.add_argument("--out", default=None, help="output folder (default results/SCENARIO-CASE)")

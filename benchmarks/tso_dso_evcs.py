@@ -2,13 +2,16 @@
 """DRO-ARO TSO-DSO-EVCS (issue 3): wall time, ADMM and C&CG work of one case, serial against Ray.
 
     python benchmarks/tso_dso_evcs.py t30d2 --case 4 --repeats 3           # serial + Ray (2 workers, pool)
+    python benchmarks/tso_dso_evcs.py t30d2 --repeats 3 --actors pool,region  # serial + both layouts
     python benchmarks/tso_dso_evcs.py t118d10 --repeats 1 --skip-ray
     python benchmarks/tso_dso_evcs.py t30d2 --repeats 1 --skip-ray \
         --set n_wind_scenarios_tso=3 --set n_wind_scenarios_dso=2          # a quick smoke run
 
-Each repeat runs the case once serially and once on Ray (embedded instance, ``--workers``
-CPUs, the pool layout: ``--workers`` actor processes, agents balanced over them), in that
-order, so both see the same machine load; every run goes through
+Each repeat runs the case once serially and once on Ray per layout of ``--actors`` (embedded
+instance, ``--workers`` CPUs; ``pool``: ``--workers`` actor processes, agents balanced over
+them; ``region``: one process per operator with its charging stations, sharing the CPUs;
+docs/runtime.md), in that order, so all see the same machine load. With one layout the Ray
+column is ``ray``, with several ``ray-LAYOUT``; every run goes through
 ``coordination.robust_session.prepare`` / ``run``, exactly as ``run_sim.py`` does (but
 for the centralized solve, below). Medians over the repeats are reported per mode:
 
@@ -78,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="rounds of (serial, ray) runs (default 3)")
     p.add_argument("--workers", type=int, default=2, help="CPUs of the embedded Ray instance = pool actors (default 2)")
     p.add_argument("--skip-ray", action="store_true", help="serial runs only")
+    p.add_argument("--actors", default="pool",
+                   help="Ray layout(s), comma-separated: pool, region or per-agent (default pool); each repeat "
+                        "runs every one")
     p.add_argument("--max-iterations", type=int, default=None, help="ADMM iteration limit of every run")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting in every run (as run_sim.py --set), repeatable")
@@ -156,12 +162,13 @@ def summarize(runs: list[dict], modes: list[str]) -> dict:
             "phase_share": {p: share[p] for p in phases},
             "phase_wall_s": {p: statistics.median(r["phase_wall_s"].get(p, 0.0) for r in rows) for p in phases},
         }
-    if "serial" in out and "ray" in out:
-        out["speedup"] = {
-            "loop": out["serial"]["loop_s"] / out["ray"]["loop_s"],
-            "per_iteration": out["serial"]["time_per_iteration_s"] / out["ray"]["time_per_iteration_s"],
-            "wall": out["serial"]["wall_s"] / out["ray"]["wall_s"],
-        }
+    for mode in modes:
+        if mode.startswith("ray") and "serial" in out:
+            out["speedup" + mode[len("ray"):]] = {
+                "loop": out["serial"]["loop_s"] / out[mode]["loop_s"],
+                "per_iteration": out["serial"]["time_per_iteration_s"] / out[mode]["time_per_iteration_s"],
+                "wall": out["serial"]["wall_s"] / out[mode]["wall_s"],
+            }
     return out
 
 
@@ -195,10 +202,11 @@ def markdown(summary: dict, modes: list[str], title: str, notes: list[str]) -> s
         md.append(f"| {p} | " + " | ".join(
             f"{100 * summary[m]['phase_share'].get(p, 0.0):.1f} % ({summary[m]['phase_wall_s'].get(p, 0.0):.2f} s)"
             for m in modes) + " |")
-    if "speedup" in summary:
-        s = summary["speedup"]
-        md += ["", f"- Ray over serial (ratio of medians): ADMM loop **{s['loop']:.2f}x**, per iteration "
-               f"{s['per_iteration']:.2f}x, wall {s['wall']:.2f}x"]
+    for m in modes:
+        s = summary.get("speedup" + m[len("ray"):]) if m.startswith("ray") else None
+        if s is not None:
+            md += ["", f"- {m} over serial (ratio of medians): ADMM loop **{s['loop']:.2f}x**, per iteration "
+                   f"{s['per_iteration']:.2f}x, wall {s['wall']:.2f}x"]
     md += [f"- {n}" for n in notes]
     return "\n".join(md) + "\n"
 
@@ -211,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     from agents.solver import SolveError
     from coordination import robust_session
     from coordination.messages import MessageFieldError, UndeclaredMessageError
-    from coordination.runtime import RuntimeErrorBase
+    from coordination.runtime import ACTOR_LAYOUTS, RuntimeErrorBase
     from coordination.session import RunOptions
     from networks import NetworkDataError
     from run_sim import parse_settings
@@ -225,7 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ScenarioError, NetworkDataError, ValueError) as exc:
         return _fail(2, str(exc))
 
-    modes = ["serial"] if args.skip_ray else ["serial", "ray"]
+    layouts = [a.strip() for a in args.actors.split(",") if a.strip()]
+    unknown = [a for a in layouts if a not in ACTOR_LAYOUTS]
+    if unknown or not layouts:
+        return _fail(2, f"--actors {args.actors!r}: give one or more of {', '.join(ACTOR_LAYOUTS)}, comma-separated")
+    ray_modes = {"ray": layouts[0]} if len(layouts) == 1 else {f"ray-{a}": a for a in layouts}
+    modes = ["serial"] if args.skip_ray else ["serial", *ray_modes]
     ray_init_s = None
     worker_niceness = None
     if not args.skip_ray:
@@ -262,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for k in range(args.repeats):
             for mode in modes:
-                options = RunOptions(mode=mode, workers=args.workers, actors="pool", timeout_s=args.timeout)
+                options = RunOptions(mode="serial" if mode == "serial" else "ray", workers=args.workers,
+                                     actors=ray_modes.get(mode, "pool"), timeout_s=args.timeout)
                 t0 = time.time()
                 try:
                     result = robust_session.run(scn, options, progress, central,
@@ -287,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     costs = [r["total_cost_usd"] for r in runs]
     agree = max(abs(c - costs[0]) for c in costs) / max(abs(costs[0]), 1e-9)
     title = (f"DRO-ARO TSO-DSO-EVCS: {scn.name} / case {scn.case}, {args.repeats} round(s)"
-             + ("" if args.skip_ray else f", Ray {args.workers} workers (pool)"))
+             + ("" if args.skip_ray else f", Ray {args.workers} workers ({', '.join(layouts)})"))
     notes = [
         f"settings overridden: {overrides or 'none'}; ADMM rho {scn.admm.rho_usd_per_mw2h:g}, adaptive "
         f"{scn.admm.adaptive}, limit {scn.admm.max_iterations}",
@@ -303,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         "case": scn.case,
         "repeats": args.repeats,
         "workers": args.workers,
+        "actors": layouts,
         "modes": modes,
         "seed": args.seed,
         "overrides": overrides,

@@ -1,6 +1,7 @@
-"""Placing agents on pool actors: estimated costs and a longest-processing-time partition.
+"""Placing agents on actors: estimated costs and a longest-processing-time partition (the
+``pool`` layout), and the grouping of an operator with the agents it hosts (``region``).
 
-Used by the runtime's ``pool`` layout (coordination/runtime.py). No Ray here.
+Used by the runtime (coordination/runtime.py). No Ray here.
 """
 
 from __future__ import annotations
@@ -58,3 +59,33 @@ def partition_lpt(costs: dict[str, float], bins: int) -> list[list[str]]:
         members[b].append(name)
     order = {n: i for i, n in enumerate(names)}
     return [sorted(m, key=order.__getitem__) for m in members]
+
+
+def group_by_host(names: Sequence[str]) -> list[list[str]]:
+    """The ``region`` layout's groups: one per agent, except that an agent named ``X.y`` joins
+    the group of agent ``X`` when there is one (the longest such prefix), so that a DSO and its
+    charging stations (``D1``, ``D1.evcs6``, ...) share a process.
+
+    Groups come in the order of their first agent in ``names``; within a group the given order
+    is kept. Names without a dot, or whose prefix names no agent, form groups of their own.
+    """
+    known = set(names)
+    host_of: dict[str, str] = {}
+    for name in names:
+        host, parts = name, name.split(".")
+        for k in range(len(parts) - 1, 0, -1):
+            prefix = ".".join(parts[:k])
+            if prefix in known:
+                host = prefix
+                break
+        host_of[name] = host
+    # a host that is itself hosted (``D1.evcs6.x`` under ``D1.evcs6`` under ``D1``) goes to the top
+    def top(name: str) -> str:
+        while host_of[name] != name:
+            name = host_of[name]
+        return name
+
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(top(name), []).append(name)
+    return list(groups.values())

@@ -12,7 +12,11 @@ The same agent classes run
     :func:`partition_lpt`) of their estimated solve times, and each actor runs its
     agents' calls of a phase one after another in one Ray task. No more CPU-bound
     processes than cores, so no time-sharing between agents;
-  - ``per-agent``: one actor (one process) per agent, all sharing ``workers`` CPUs.
+  - ``per-agent``: one actor (one process) per agent, all sharing ``workers`` CPUs;
+  - ``region``: one actor per operator, hosting the agents named after it (a DSO ``D1``
+    and its charging stations ``D1.evcs6``, ...; :func:`group_by_host`), all sharing
+    ``workers`` CPUs: the operating system balances the heavy agents over the cores
+    call by call, where the pool's static partition waits for its busiest actor.
 
 A protocol driver calls :meth:`Runtime.run_phase` with one :class:`Call` per agent
 that acts in the phase. The runtime delivers each call's inbound messages, submits
@@ -59,15 +63,16 @@ from .errors import (  # noqa: F401  (re-exported: the runtime's errors)
 )
 from .faults import Fault
 from .messages import Message, ProtocolSpec, UndeclaredMessageError, iter_messages
-from .placement import estimate_costs, partition_lpt  # noqa: F401  (re-exported)
+from .placement import estimate_costs, group_by_host, partition_lpt  # noqa: F401  (re-exported)
 from .run_stats import CallRecord, MessageRecord, PhaseRecord, RunStats  # noqa: F401  (re-exported)
 
 #: Role name of the protocol driver, which receives reports and solves nothing.
 COORDINATOR = "coordinator"
 
 
-#: Ray layouts: "pool" (``workers`` actors, several agents each) or "per-agent" (one actor per agent).
-ACTOR_LAYOUTS = ("pool", "per-agent")
+#: Ray layouts: "pool" (``workers`` actors, several agents each), "per-agent" (one actor per
+#: agent) or "region" (one actor per operator with the agents it hosts).
+ACTOR_LAYOUTS = ("pool", "per-agent", "region")
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,7 @@ class RayTransport:
     Layout (``actors``): ``"pool"`` starts ``min(workers, n_agents)`` actors (a
     :class:`~coordination.agent_host.PoolHost` each) and assigns the agents to them with
     :func:`partition_lpt` over :func:`estimate_costs`; ``"per-agent"`` starts one actor per
-    agent. A phase sends one task per actor that has calls in it (its agents' calls, run
+    agent; ``"region"`` one per group of :func:`group_by_host`. A phase sends one task per actor that has calls in it (its agents' calls, run
     one after another), submits all of them before it gathers any, and waits at most
     ``timeout_s``.
 
@@ -176,8 +181,8 @@ class RayTransport:
     from its last checkpoint (:mod:`coordination.agent_host`).
 
     With the embedded instance (no ``address``), Ray is started with
-    ``num_cpus=workers``; a pool actor asks for 1 CPU, a per-agent actor for
-    ``workers / n_agents`` (so all of them fit), and on Linux every actor is pinned to the
+    ``num_cpus=workers``; a pool actor asks for 1 CPU, a per-agent or region actor for
+    ``workers / n_actors`` (so all of them fit), and on Linux every actor is pinned to the
     first ``workers`` cores of this process's CPU set. On a cluster the actors are
     spread over the nodes (``SPREAD``) and nothing is pinned.
     """
@@ -237,8 +242,8 @@ class RayTransport:
             cpus = float(ray.cluster_resources().get("CPU", workers))
             frac = min(1.0, cpus / max(1, len(self.groups)))
         else:
-            self.groups = [[s.name] for s in specs]
-            frac = min(1.0, workers / max(1, len(specs)))
+            self.groups = [[s.name] for s in specs] if actors == "per-agent" else group_by_host(self._names)
+            frac = min(1.0, workers / max(1, len(self.groups)))
         # Each actor's agents, put in the object store by the transport, which holds the
         # references for the actors' lifetime: a restarted actor is built from them again
         # (Ray cannot restart an actor whose constructor arguments went out of scope).
@@ -384,7 +389,7 @@ class Runtime:
     ):
         """``faults``: injected faults (:mod:`coordination.faults`). ``checkpoint_dir``: where
         agents checkpoint after every call; in Ray mode a temporary folder by default.
-        ``actors``: the Ray layout, ``"pool"`` or ``"per-agent"`` (:data:`ACTOR_LAYOUTS`;
+        ``actors``: the Ray layout, ``"pool"``, ``"per-agent"`` or ``"region"`` (:data:`ACTOR_LAYOUTS`;
         ignored in serial mode)."""
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")

@@ -30,7 +30,9 @@ class RunOptions:
 
     mode: str = "ray"  #: "serial" (one process) or "ray" (agents as Ray actors, see ``actors``)
     workers: int = max(1, os.cpu_count() or 1)  #: CPUs of the embedded Ray instance
-    actors: str = "pool"  #: Ray layout: "pool" (``workers`` actors, agents balanced over them) or "per-agent"
+    #: Ray layout: "pool" (``workers`` actors, agents balanced over them), "per-agent" or "region"
+    #: (one actor per operator with the agents it hosts); coordination.runtime.ACTOR_LAYOUTS
+    actors: str = "pool"
     address: str | None = None  #: an existing Ray cluster ("HOST:PORT" or "auto")
     check_centralized: bool = False  #: also solve the centralized model and report the gap
     timeout_s: float = 300.0  #: longest wait for one phase before the run stops with an error

@@ -17,6 +17,7 @@ from coordination.runtime import (
     Runtime,
     check_ray_address,
     estimate_costs,
+    group_by_host,
     partition_lpt,
 )
 from coordination.faults import Fault
@@ -109,6 +110,32 @@ def test_ray_phase_runs_agents_concurrently_in_separate_processes(actors, proces
     assert a.start_s < b.end_s and b.start_s < a.end_s, "both calls were submitted before either was gathered"
     for c in (a, b):  # per-agent timing records survive the layout (busy() spins 0.6 s of wall time)
         assert c.wall_s >= 0.59 and 0 < c.compute_s <= c.wall_s + 0.05
+
+
+@pytest.mark.ray
+def test_region_layout_hosts_an_operators_agents_with_it_and_runs_operators_side_by_side(mode_runtime):
+    """t0 and its listener t0.L share a process; t1 has its own; the two busy talkers overlap."""
+    specs = [AgentSpec(f"t{i}", "a", Talker, {"name": f"t{i}", "peer": "t0.L", "sleep_s": 0.6}) for i in range(2)]
+    specs.append(AgentSpec("t0.L", "b", Listener, {"name": "t0.L"}))
+    rt = mode_runtime("ray", specs=specs, actors="region")
+    pids = rt.transport.pids()
+    assert rt.groups == [["t0", "t0.L"], ["t1"]]
+    assert pids["t0"] == pids["t0.L"] != pids["t1"]
+    rt.run_phase("busy", [Call("t0", "busy"), Call("t1", "busy")])
+    a, b = rt.stats.phases[-1].calls
+    assert a.start_s < b.end_s and b.start_s < a.end_s, "the two operators ran at the same time"
+    pings = rt.run_phase("send", [Call("t0", "ping"), Call("t1", "ping")])
+    (report,) = rt.run_phase("collect", [Call("t0.L", "report", tuple(pings))])
+    assert report.value == 2.0 and rt.stats.violations == 0
+
+
+def test_region_groups_put_each_agent_with_the_operator_named_in_its_prefix():
+    names = ["tso", "D1", "D2", "D1.evcs6", "D2.evcs9", "D1.evcs12", "x.y", "D1.evcs6.port1", "D10"]
+    assert group_by_host(names) == [
+        ["tso"], ["D1", "D1.evcs6", "D1.evcs12", "D1.evcs6.port1"], ["D2", "D2.evcs9"], ["x.y"], ["D10"],
+    ]  # "x.y" has no agent "x": a group of its own; "D10" is not hosted by "D1"
+    assert group_by_host(["D1.evcs6", "D1"]) == [["D1.evcs6", "D1"]]  # the given order is kept
+    assert group_by_host([]) == []
 
 
 def _groups_from_pids(pids: dict) -> list[list[str]]:
