@@ -41,6 +41,7 @@ violation penalty), ``value_usd`` -> Q_j (the scenario's worst recourse cost).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,9 +53,17 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 BAND_ZERO_MW = 1e-9
 #: Relative MIP gap asked of HiGHS; small so that the MILP optimum is the exact worst case.
 MIP_REL_GAP = 1e-6
-#: Seconds HiGHS may spend on one requirement MILP; past it the best pattern found is returned
-#: (a member of the set, possibly not the worst: the certification is then only as good).
+#: CPU seconds HiGHS may spend on one requirement MILP (this process's CPU time, HiGHS's threads
+#: together); past it the best pattern found is returned (a member of the set, possibly not the
+#: worst: the certification is then only as good). CPU rather than wall time, so that the search
+#: is as thorough whether the process has a core to itself or shares it (the ``region`` layout
+#: runs 11 DSO processes on 2 cores): a wall-clock limit gave a time-shared MILP a fraction of
+#: the search (docs/tso_dso_evcs.md, twentieth-session status). On an idle machine HiGHS's
+#: helper thread makes 10 CPU-s about 6 s of wall time; with the pool layout on 2 cores, about 10.
 MIP_TIME_LIMIT_S = 10.0
+#: Wall-clock backstop of one requirement MILP (s): a process starved of CPU stops here whatever
+#: CPU time it got.
+MIP_WALL_LIMIT_S = 120.0
 #: Linearization steps of :func:`ascend_requirement` from one start before it gives up.
 ASCENT_STEPS = 12
 
@@ -132,7 +141,8 @@ class WorstRequirement:
     #: the search ran to its end (the worst pattern, or the best within the time limit); False:
     #: stopped at ``stop_above_usd`` or ``above_usd``, or an ascent (a lower estimate)
     complete: bool = True
-    #: the MILP stopped at ``time_limit_s`` (its answer is the best pattern found by then)
+    #: the MILP stopped at its CPU limit ``time_limit_s`` or the wall-clock backstop (its answer is
+    #: the best pattern found by then)
     time_limited: bool = False
 
 
@@ -268,7 +278,9 @@ def worst_requirement(
     is ``theta_j + tol`` violated?). HiGHS stops at the first such pattern and returns it;
     ``None`` means it found none, proven (the branch and bound ran out) or within
     ``time_limit_s`` (then only as good as that search). Without ``above_usd`` the MILP
-    is solved to ``mip_rel_gap`` or the time limit, whichever comes first. ``solver``: a
+    is solved to ``mip_rel_gap`` or the time limit, whichever comes first. ``time_limit_s``
+    counts this process's CPU time (:data:`MIP_TIME_LIMIT_S`), with :data:`MIP_WALL_LIMIT_S`
+    of wall time as a backstop. ``solver``: a
     :class:`RecourseSolver` of ``lp`` for the plain LP (else a cold solve).
 
     ``stop_above_usd`` (without ``above_usd``): stop at the first pattern whose value exceeds
@@ -352,7 +364,7 @@ def worst_requirement(
         status, x = _run_highs(*model, mip_rel_gap, time_limit_s, cutoff, target, presolve=False)
     if x is None and cutoff is not None and status in _NOTHING_ABOVE:
         return None
-    if x is None and status == highspy.HighsModelStatus.kTimeLimit:
+    if x is None and status in _STOPPED_BY_LIMIT:
         # stopped before any incumbent: f = 0, a member of the set, is the best known answer
         sol = _solver_of(lp, solver)(r_ub, lp.r_eq(r_eq0, zero))
         return WorstRequirement(sol.value_usd, zero, zero.copy(), zero.copy(), False, sol.dual_ub, sol.dual_eq,
@@ -371,25 +383,29 @@ def worst_requirement(
         value, a_up, a_dn, requirement_from_pattern(a_up, a_dn, up, dn), True,
         np.clip(x[:m_ub], 0.0, None), x[m_ub:n_dual].copy(),
         complete=above_usd is None and status != highspy.HighsModelStatus.kObjectiveTarget,
-        time_limited=status == highspy.HighsModelStatus.kTimeLimit,
+        time_limited=status in _STOPPED_BY_LIMIT,
     )
 
 
-#: HiGHS statuses that say "no pattern above the cutoff was found" (within the time limit).
-_NOTHING_ABOVE = (
-    highspy.HighsModelStatus.kObjectiveBound, highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kTimeLimit,
-)
+#: HiGHS statuses of a search stopped by a limit: the wall-clock backstop (``kTimeLimit``) or the
+#: CPU limit, which the interrupt callback of :func:`_run_highs` enforces (``kInterrupt``).
+_STOPPED_BY_LIMIT = (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt)
+#: HiGHS statuses that say "no pattern above the cutoff was found" (within the limits).
+_NOTHING_ABOVE = (highspy.HighsModelStatus.kObjectiveBound, highspy.HighsModelStatus.kInfeasible, *_STOPPED_BY_LIMIT)
 
 
 def _run_highs(c, A, lower, upper, var_lo, var_hi, integrality, mip_rel_gap, time_limit_s, cutoff, target, presolve):
     """Solve ``min c @ x`` over the MILP with highspy; (model status, x or None).
 
     ``cutoff`` (a negated threshold) sets HiGHS's ``objective_bound`` (prune nodes that
-    cannot beat it), ``target`` its ``objective_target`` (stop at the first incumbent that does)."""
+    cannot beat it), ``target`` its ``objective_target`` (stop at the first incumbent that does).
+    ``time_limit_s``: CPU seconds of this process (HiGHS's threads together), enforced by the
+    MIP interrupt callback (status ``kInterrupt``); HiGHS's own ``time_limit`` (wall clock) is
+    the backstop :data:`MIP_WALL_LIMIT_S`."""
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
-    h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("time_limit", float(max(MIP_WALL_LIMIT_S, time_limit_s)))
     h.setOptionValue("presolve", "on" if presolve else "off")
     if cutoff is not None:
         h.setOptionValue("objective_bound", float(cutoff))
@@ -410,6 +426,13 @@ def _run_highs(c, A, lower, upper, var_lo, var_hi, integrality, mip_rel_gap, tim
     kinds = highspy.HighsVarType
     lp.integrality_ = [kinds.kInteger if i else kinds.kContinuous for i in integrality]
     h.passModel(lp)
+    cpu_end = time.process_time() + float(time_limit_s)
+
+    def stop_at_cpu_limit(event) -> None:
+        if time.process_time() > cpu_end:
+            event.interrupt()
+
+    h.cbMipInterrupt.subscribe(stop_at_cpu_limit)
     h.run()
     status = h.getModelStatus()
     has_x = h.getInfo().primal_solution_status == 2  # kSolutionStatusFeasible

@@ -228,3 +228,25 @@ def test_milp_stopped_by_its_time_limit_says_so_and_falls_back_to_no_requirement
     zero = solve_recourse(lp, r_ub, lp.r_eq(r_eq0, np.zeros(12))).value_usd
     assert cut.time_limited and not cut.complete and not cut.f_mw.any()
     assert cut.value_usd == pytest.approx(zero, abs=1e-7)
+
+
+def test_milp_time_limit_counts_this_processs_cpu_time_not_the_wall_clock(monkeypatch):
+    """The limit is CPU time (so a MILP in a process that shares its core searches as long as one
+    with a core of its own): with this process's CPU clock frozen, a limit of 1e-9 s stops
+    nothing, and the search ends complete; with the clock running, the same limit stops it."""
+    import types
+
+    import agents.requirement_milp as rm
+
+    lp, r_ub, r_eq0 = tiny_lp(horizon=12)
+    up, dn = np.linspace(0.3, 1.2, 12), np.linspace(1.0, 0.2, 12)
+    exact = worst_requirement(lp, r_ub, r_eq0, up, dn, 4)
+    frozen = types.SimpleNamespace(process_time=lambda: 0.0)
+    monkeypatch.setattr(rm, "time", frozen)
+    held = worst_requirement(lp, r_ub, r_eq0, up, dn, 4, time_limit_s=1e-9)
+    assert held.complete and not held.time_limited
+    assert held.value_usd == pytest.approx(exact.value_usd, abs=1e-7)
+    clock = iter(np.arange(0.0, 1e6, 1.0))  # one CPU second more at every reading
+    monkeypatch.setattr(rm, "time", types.SimpleNamespace(process_time=lambda: float(next(clock))))
+    cut = worst_requirement(lp, r_ub, r_eq0, up, dn, 4, time_limit_s=0.5)
+    assert cut.time_limited
