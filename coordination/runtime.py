@@ -15,8 +15,9 @@ The same agent classes run
   - ``per-agent``: one actor (one process) per agent, all sharing ``workers`` CPUs;
   - ``region``: one actor per operator, hosting the agents named after it (a DSO ``D1``
     and its charging stations ``D1.evcs6``, ...; :func:`group_by_host`), all sharing
-    ``workers`` CPUs: the operating system balances the heavy agents over the cores
-    call by call, where the pool's static partition waits for its busiest actor.
+    ``workers`` CPUs: the operating system shares the cores among the operators while a
+    phase runs, where the pool's static partition waits for its busiest actor (on the
+    2-core VM no faster than the pool: docs/runtime.md).
 
 A protocol driver calls :meth:`Runtime.run_phase` with one :class:`Call` per agent
 that acts in the phase. The runtime delivers each call's inbound messages, submits
@@ -172,9 +173,9 @@ class RayTransport:
     Layout (``actors``): ``"pool"`` starts ``min(workers, n_agents)`` actors (a
     :class:`~coordination.agent_host.PoolHost` each) and assigns the agents to them with
     :func:`partition_lpt` over :func:`estimate_costs`; ``"per-agent"`` starts one actor per
-    agent; ``"region"`` one per group of :func:`group_by_host`. A phase sends one task per actor that has calls in it (its agents' calls, run
-    one after another), submits all of them before it gathers any, and waits at most
-    ``timeout_s``.
+    agent; ``"region"`` one per group of :func:`group_by_host`. A phase sends one task per
+    actor that has calls in it (its agents' calls, run one after another), submits all of
+    them before it gathers any, and waits at most ``timeout_s``.
 
     Actors are restarted up to ``MAX_RESTARTS`` times after their process dies, and the
     task in flight is retried; with a ``state_dir`` every agent of the new actor resumes
