@@ -58,10 +58,9 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _serve(parent_pid: int | None = None) -> None:
-    """The child's side of :func:`run_in_child`."""
-    if parent_pid is not None:
-        _die_with_parent(parent_pid)
+def _serve(parent_pid: int) -> None:
+    """The child's side of :func:`run_in_child`; ``parent_pid``: the caller, whose death ends it."""
+    _die_with_parent(parent_pid)
     reply = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # print() in the child goes to stderr, not into the reply
     path, payload = pickle.load(sys.stdin.buffer)

@@ -63,29 +63,18 @@ def partition_lpt(costs: dict[str, float], bins: int) -> list[list[str]]:
 
 def group_by_host(names: Sequence[str]) -> list[list[str]]:
     """The ``region`` layout's groups: one per agent, except that an agent named ``X.y`` joins
-    the group of agent ``X`` when there is one (the longest such prefix), so that a DSO and its
-    charging stations (``D1``, ``D1.evcs6``, ...) share a process.
+    the group of agent ``X`` when there is one, so that a DSO and its charging stations
+    (``D1``, ``D1.evcs6``, ...) share a process. The host is the shortest dotted prefix that
+    names an agent, so ``D1.evcs6.port1`` goes with ``D1`` even when ``D1.evcs6`` is an agent.
 
     Groups come in the order of their first agent in ``names``; within a group the given order
-    is kept. Names without a dot, or whose prefix names no agent, form groups of their own.
+    is kept. Names without a dot, or whose prefixes name no agent, form groups of their own.
     """
     known = set(names)
-    host_of: dict[str, str] = {}
-    for name in names:
-        host, parts = name, name.split(".")
-        for k in range(len(parts) - 1, 0, -1):
-            prefix = ".".join(parts[:k])
-            if prefix in known:
-                host = prefix
-                break
-        host_of[name] = host
-    # a host that is itself hosted (``D1.evcs6.x`` under ``D1.evcs6`` under ``D1``) goes to the top
-    def top(name: str) -> str:
-        while host_of[name] != name:
-            name = host_of[name]
-        return name
-
     groups: dict[str, list[str]] = {}
     for name in names:
-        groups.setdefault(top(name), []).append(name)
+        parts = name.split(".")
+        prefixes = (".".join(parts[:k]) for k in range(1, len(parts)))
+        host = next((p for p in prefixes if p in known), name)
+        groups.setdefault(host, []).append(name)
     return list(groups.values())

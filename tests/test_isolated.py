@@ -73,18 +73,20 @@ def test_a_script_without_a_main_guard_can_use_it(tmp_path):
     assert done.stdout.strip() == "result 120"
 
 
+def _stat(pid: int) -> tuple[str, int]:
+    """(state, parent pid) of a process from /proc; ("Z", 0) once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return "Z", 0
+    return fields[0], int(fields[1])
+
+
 def _children_of(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                out.append(int(entry))
-    return out
+    """The live children of ``pid``."""
+    stats = {int(e): _stat(int(e)) for e in os.listdir("/proc") if e.isdigit()}
+    return [c for c, (state, parent) in stats.items() if parent == pid and state != "Z"]
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc (PR_SET_PDEATHSIG is Linux only)")
@@ -111,17 +113,9 @@ def test_the_child_does_not_outlive_a_caller_stopped_with_sigterm(tmp_path):
         caller.send_signal(signal.SIGTERM)
         caller.wait(timeout=30)
         deadline = time.time() + 30
-        while any(os.path.exists(f"/proc/{c}") and _state(c) != "Z" for c in children) and time.time() < deadline:
+        while any(_stat(c)[0] != "Z" for c in children) and time.time() < deadline:
             time.sleep(0.2)
-        assert not any(os.path.exists(f"/proc/{c}") and _state(c) != "Z" for c in children), "the child lives on"
+        assert all(_stat(c)[0] == "Z" for c in children), "the child lives on"
     finally:
         if caller.poll() is None:
             caller.kill()
-
-
-def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "Z"
