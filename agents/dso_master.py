@@ -480,6 +480,7 @@ class DSOProblem:
             "cuts_replaced": self.cuts_replaced,
             "found": [[(a.copy(), b.copy()) for a, b in f] for f in self.oracle.found],
             "last_found_round": self.oracle.last_found_round.copy(), "certify_rounds": self.oracle.rounds,
+            "requirement_checks": dict(self.oracle.checks),
             "center": self.center.copy(),
             "g_up": [[np.array(p.value) for p in row] for row in self.g_up],
             "g_dn": [[np.array(p.value) for p in row] for row in self.g_dn],
@@ -506,6 +507,7 @@ class DSOProblem:
         self.oracle.found = [[(np.array(a), np.array(b)) for a, b in f] for f in state.get("found", self.oracle.found)]
         self.oracle.last_found_round = np.array(state.get("last_found_round", self.oracle.last_found_round))
         self.oracle.rounds = int(state.get("certify_rounds", self.oracle.rounds))
+        self.oracle.checks.update(state.get("requirement_checks", {}))
         self.recenter(state.get("center", self.center))
         for rows, key in ((self.g_up, "g_up"), (self.g_dn, "g_dn")):
             for params, vals in zip(rows, state.get(key, [])):

@@ -9,7 +9,10 @@ recourse cost ``Q(x, xi_j, f)`` of wind scenario ``xi_j``, in two ways:
   LPs), started from the patterns met before (``found``, ``PATTERN_MEMORY`` per scenario);
 - the exact dual MILP (:func:`agents.requirement_milp.worst_requirement`), only to certify
   (:meth:`RequirementOracle.certify_round`) and for the report, its complete answers kept
-  per scenario (``exact_memo``) so that the report at a certified first stage solves none.
+  per scenario (``exact_memo``) so that the report at a certified first stage solves none;
+- before each MILP, the superposition bound (:func:`agents.requirement_bound.superposition_bound`,
+  a few warm LPs): where it proves the answer (the worst pattern, nothing above the bar, or a
+  pattern above it) the MILP is not solved (``checks`` counts which).
 
 The master's bookkeeping (cuts, columns, distributions) stays in agents/dso_master.py.
 
@@ -20,13 +23,20 @@ constant (:meth:`agents.dso_recourse.DSORecourse.cost_constant_usd`).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from agents.dso_recourse import DSOInfeasibleError
-from agents.requirement_milp import RecourseInfeasibleError, RecourseSolver, ascend_requirement, worst_requirement
+from agents.requirement_bound import superposition_bound
+from agents.requirement_milp import (
+    BAND_ZERO_MW, RecourseInfeasibleError, RecourseSolver, ascend_requirement, worst_requirement,
+)
 
 #: Requirement patterns remembered per scenario as starts of the ascent heuristic.
 PATTERN_MEMORY = 4
+#: Ways an exact question is answered (:attr:`RequirementOracle.checks`).
+CHECKS = ("milp", "bound_worst", "bound_below", "bound_above")
 
 
 class RequirementOracle:
@@ -52,9 +62,14 @@ class RequirementOracle:
         #: pattern above its bar there (-1: never); the most recent are asked first
         self.last_found_round = np.full(K, -1)
         self.rounds = 0  #: certification rounds run
+        #: how the exact questions were answered: "milp" (the MILP ran), "bound_worst" (the
+        #: superposition bound proved a* the worst pattern), "bound_below" (it proved nothing above
+        #: the bar), "bound_above" (its a* lies above the bar)
+        self.checks = dict.fromkeys(CHECKS, 0)
 
     def worst(self, x: dict, j: int, budget: int, stop_above_usd: float | None = None):
-        """Scenario j's worst requirement at ``x`` by the MILP, with the recourse right-hand sides.
+        """Scenario j's worst requirement at ``x`` by the superposition bound where it settles the
+        question (:meth:`_by_bound`), else by the MILP; with the recourse right-hand sides.
 
         A complete answer is kept per scenario: the same first stage, band and budget again (the
         report after a certification) costs nothing. ``stop_above_usd``: the search may stop at
@@ -66,8 +81,11 @@ class RequirementOracle:
         if memo is not None and memo[0] == key:
             return memo[1], r_ub, r_eq0
         try:
-            w = worst_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget,
-                                  solver=self.lp_solvers[j], stop_above_usd=stop_above_usd)
+            w = self._by_bound(r_ub, r_eq0, x, j, budget, stop_above_usd)
+            if w is None:
+                self.checks["milp"] += 1
+                w = worst_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget,
+                                      solver=self.lp_solvers[j], stop_above_usd=stop_above_usd)
         except RecourseInfeasibleError as exc:
             raise DSOInfeasibleError(
                 self.name, None,
@@ -77,6 +95,29 @@ class RequirementOracle:
         if w.complete:
             self.exact_memo[j] = (key, w)
         return w, r_ub, r_eq0
+
+    def _by_bound(self, r_ub, r_eq0, x: dict, j: int, budget: int, stop_above_usd: float | None):
+        """The answer of :meth:`worst` where the superposition bound settles it, else None (the
+        MILP must run): a* complete where it is the worst pattern, proven; a* (not complete)
+        where it lies above ``stop_above_usd``, or where the bound proves that nothing does."""
+        band = np.r_[np.asarray(x["up_mw"], dtype=float), np.asarray(x["dn_mw"], dtype=float)]
+        if budget <= 0 or not (band > BAND_ZERO_MW).any():
+            return None  # f = 0 only: worst_requirement solves the one LP
+        bound = superposition_bound(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget,
+                                    self.lp_solvers[j])
+        star = bound.pattern
+        if bound.exact:
+            self.checks["bound_worst"] += 1
+            return dataclasses.replace(star, complete=True)
+        if stop_above_usd is None:
+            return None
+        if star.value_usd > stop_above_usd:
+            self.checks["bound_above"] += 1
+            return star
+        if bound.valid and bound.upper_usd <= stop_above_usd:
+            self.checks["bound_below"] += 1
+            return star
+        return None
 
     def certify(self, x: dict, j: int, budget: int, above_usd: float):
         """A pattern of scenario j whose recourse value exceeds ``above_usd``, or None (none).

@@ -28,6 +28,7 @@ from agents.dso_master import (  # noqa: F401  (re-exported: the problem is part
     DSOProblem,
     build_dso_problem,
 )
+from agents.dso_requirements import CHECKS
 from agents.robust_data import DSORobustData
 from agents.solver import CompiledModel, CutAugmentedModel
 from coordination.admm_math import linear_coefficient
@@ -241,6 +242,7 @@ class DSORobustAgent:
             ev["curtailment_worst_mwh"], ev["shedding_worst_mwh"], ev["violation_worst_mwh"],
             run.master_solves, run.inner_solves, run.outer_solves,
             np.array(self.ccg_history, dtype=float).reshape(-1, 3), self.problem.cuts_replaced,
+            *(self.problem.oracle.checks[k] for k in CHECKS),
         )
 
     # -- checkpoints -----------------------------------------------------------------------------

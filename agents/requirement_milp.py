@@ -205,10 +205,17 @@ class RecourseSolver:
         self._lower_ub = np.full(self.m_ub, -inf)
         self.solves = 0  #: warm solves that ended optimal
 
-    def solve(self, r_ub: np.ndarray, r_eq: np.ndarray) -> RecourseSolution:
+    def basis(self):
+        """The basis of the last solve (a HiGHS basis), to start a later solve from with :meth:`solve`."""
+        return self.highs.getBasis()
+
+    def solve(self, r_ub: np.ndarray, r_eq: np.ndarray, basis=None) -> RecourseSolution:
+        """The LP at these right-hand sides, from the last basis or from ``basis`` (:meth:`basis`)."""
         h = self.highs
         r_ub, r_eq = np.asarray(r_ub, dtype=float), np.asarray(r_eq, dtype=float)
         h.changeRowsBounds(self._rows.size, self._rows, np.r_[self._lower_ub, r_eq], np.r_[r_ub, r_eq])
+        if basis is not None:
+            h.setBasis(basis)
         h.run()
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             h.clearSolver()  # start the next solve cold

@@ -359,6 +359,12 @@ class RobustCostReport(Message):
     ccg_outer_solves: int
     ccg_history: np.ndarray  #: (n_solves, 3): master, inner and outer solves of each C&CG run (one per ADMM iteration)
     ccg_cuts_replaced: int = 0  #: DSO: dual cuts written over older ones because its cut pool was full
+    #: DSO: exact worst-requirement questions answered by the MILP / by the superposition bound
+    #: (agents/requirement_bound.py: a* proven worst, nothing above the bar proven, a* above the bar)
+    ccg_requirement_milps: int = 0
+    ccg_bound_worst: int = 0
+    ccg_bound_below: int = 0
+    ccg_bound_above: int = 0
 
 
 @dataclass(frozen=True)

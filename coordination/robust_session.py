@@ -157,7 +157,11 @@ def _metrics(run: RobustRunResult, scn: RobustScenario) -> dict:
         },
         # per agent: C&CG solves over the run and (DSOs) dual cuts that replaced older ones in a full cut pool
         "ccg_total": {a.sender: {**dict(zip(CCG_COLUMNS, np.asarray(a.ccg_history).reshape(-1, 3).sum(axis=0).astype(int).tolist())),
-                                 "cuts_replaced": int(a.ccg_cuts_replaced)}
+                                 "cuts_replaced": int(a.ccg_cuts_replaced),
+                                 # DSOs: exact worst-requirement questions by how they were answered
+                                 "requirement_milps": int(a.ccg_requirement_milps),
+                                 "bound_worst": int(a.ccg_bound_worst), "bound_below": int(a.ccg_bound_below),
+                                 "bound_above": int(a.ccg_bound_above)}
                       for a in every},
         # per agent, one row per C&CG run (ADMM iteration): master solves, inner solves, outer solves
         "ccg_by_iteration": {a.sender: np.asarray(a.ccg_history, dtype=int).tolist() for a in every},
