@@ -3,8 +3,8 @@
 The requirement MILP (:mod:`agents.requirement_milp`) proves "no pattern beats the bar" only
 as far as its branch and bound gets within ``MIP_TIME_LIMIT_S``: its McCormick relaxation
 (big-M = the violation penalty) is weak, and on T118D10 feeders, whose bands are a few tens
-of kW, the dual bound stayed about 57 $ above the incumbent after 1,400 nodes while the bar
-was 0.9 $ above it (docs/tso_dso_evcs.md, twenty-first-session status). This module gives a
+of kW, the dual bound stayed 56-115 $ above the incumbent after 1,400-1,600 nodes while the
+bar was about 0.9 $ above it (docs/tso_dso_evcs.md, twenty-first-session status). This module gives a
 certificate that is exact when it holds, from 2 x (hours with a band) + 2 warm LPs.
 
 **The bound.** Let ``y0`` solve the recourse LP at ``f = 0`` (value ``Q(0)``), and for each
