@@ -47,11 +47,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.requirement_milp import (
-    BAND_ZERO_MW,
     RecourseLP,
     RecourseSolver,
     WorstRequirement,
-    _band,
+    _active_band,
     requirement_from_pattern,
 )
 
@@ -93,9 +92,7 @@ def superposition_bound(
     if solver.lp is not lp:
         raise ValueError("superposition_bound: the RecourseSolver holds another RecourseLP")
     T = lp.horizon_h
-    up, dn = _band(T, up_mw, dn_mw, "superposition_bound")
-    up[up <= BAND_ZERO_MW] = 0.0
-    dn[dn <= BAND_ZERO_MW] = 0.0
+    up, dn = _active_band(T, up_mw, dn_mw, "superposition_bound")
     budget = max(int(budget_h), 0)
     r_ub = np.asarray(r_ub, dtype=float)
     zero = np.zeros(T)

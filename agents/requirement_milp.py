@@ -263,6 +263,14 @@ def _band(T: int, up_mw, dn_mw, where: str) -> tuple[np.ndarray, np.ndarray]:
     return up, dn
 
 
+def _active_band(T: int, up_mw, dn_mw, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_band` with entries at or below :data:`BAND_ZERO_MW` set to 0 (hours without a requirement)."""
+    up, dn = _band(T, up_mw, dn_mw, where)
+    up[up <= BAND_ZERO_MW] = 0.0
+    dn[dn <= BAND_ZERO_MW] = 0.0
+    return up, dn
+
+
 def worst_requirement(
     lp: RecourseLP,
     r_ub: np.ndarray,
@@ -494,9 +502,7 @@ def ascend_requirement(
     ``solver``: a :class:`RecourseSolver` of ``lp`` for the LPs (else cold solves).
     """
     T = lp.horizon_h
-    up, dn = _band(T, up_mw, dn_mw, "ascend_requirement")
-    up[up <= BAND_ZERO_MW] = 0.0
-    dn[dn <= BAND_ZERO_MW] = 0.0
+    up, dn = _active_band(T, up_mw, dn_mw, "ascend_requirement")
     coef, rows = float(lp.requirement_coef), np.asarray(lp.requirement_rows, dtype=int)
     solve = _solver_of(lp, solver)
     seen: dict[bytes, tuple[np.ndarray, np.ndarray, RecourseSolution]] = {}  #: pattern key -> (a_up, a_dn, LP)

@@ -72,6 +72,9 @@ SCALARS = {
     "call_s": "whole call incl. centralized (s)",
 }
 CCG_KEYS = ("master_solves", "inner_solves", "outer_solves")
+#: DSOs: how the exact worst-requirement questions were answered (``metrics.ccg_total``): by the MILP, or by
+#: the superposition bound (worst pattern proven, nothing above the bar, a pattern above it)
+ANSWER_KEYS = ("requirement_milps", "bound_worst", "bound_below", "bound_above")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,6 +116,7 @@ def _row(result: dict, mode: str, repeat: int, call_s: float) -> dict:
         ccg[agent] = dict(zip(CCG_KEYS, a.sum(axis=0).tolist()))
         ccg[agent]["ccg_runs"] = int(a.shape[0])
         ccg[agent]["max_master_per_run"] = int(a[:, 0].max()) if a.size else 0
+        ccg[agent].update({k: int(m["ccg_total"][agent].get(k, 0)) for k in ANSWER_KEYS})
     phases = {k: float(v) for k, v in t["phase_wall_s"].items()}
     total_phase = sum(phases.values())
     return {
@@ -158,7 +162,7 @@ def summarize(runs: list[dict], modes: list[str]) -> dict:
             **{k: _median(rows, k) for k in SCALARS},
             "converged": all(r["converged"] for r in rows),
             "ccg": {a: {k: statistics.median(r["ccg"][a][k] for r in rows)
-                        for k in (*CCG_KEYS, "ccg_runs", "max_master_per_run")} for a in agents},
+                        for k in (*CCG_KEYS, "ccg_runs", "max_master_per_run", *ANSWER_KEYS)} for a in agents},
             "phase_share": {p: share[p] for p in phases},
             "phase_wall_s": {p: statistics.median(r["phase_wall_s"].get(p, 0.0) for r in rows) for p in phases},
         }
@@ -193,8 +197,12 @@ def markdown(summary: dict, modes: list[str], title: str, notes: list[str]) -> s
         cells = []
         for m in modes:
             c = summary[m]["ccg"][agent]
+            exact = ""
+            if any(c[k] for k in ANSWER_KEYS):
+                exact = (f"; exact questions: {c['requirement_milps']:g} MILPs, bound {c['bound_worst']:g} worst / "
+                         f"{c['bound_below']:g} below / {c['bound_above']:g} above")
             cells.append(f"{c['master_solves']:g} / {c['inner_solves']:g} / {c['outer_solves']:g} "
-                         f"(max {c['max_master_per_run']:g} per run, {c['ccg_runs']:g} runs)")
+                         f"(max {c['max_master_per_run']:g} per run, {c['ccg_runs']:g} runs{exact})")
         md.append(f"| {agent} | " + " | ".join(cells) + " |")
     md += ["", "Time share per phase (phase wall over the sum of the phases; median):", "",
            "| phase | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
