@@ -40,7 +40,7 @@ CHECKS = ("milp", "bound_worst", "bound_below", "bound_above")
 
 
 class RequirementOracle:
-    """Worst requirement per wind scenario, by ascent or MILP, for one DSO's recourse.
+    """Worst requirement per wind scenario, by ascent, superposition bound or MILP, for one DSO's recourse.
 
     ``recourse``: the DSO's :class:`agents.dso_recourse.DSORecourse` (its LP and the right-hand
     sides at a first stage); ``scenarios_mw``: (K, ...) the wind scenarios xi_j; ``name``: the
@@ -54,8 +54,9 @@ class RequirementOracle:
         K = len(scenarios_mw)
         #: one warm-started recourse LP per wind scenario (the ascent's LPs, the plain LP, the outcome)
         self.lp_solvers = [RecourseSolver(recourse.lp) for _ in range(K)]
-        #: scenario j -> (key of its right-hand sides, band and budget; the full MILP's answer there):
-        #: the report evaluates the first stage the last certification checked, so its MILPs are these
+        #: scenario j -> (key of its right-hand sides, band and budget; the worst pattern there, from a
+        #: MILP that ran to its end or proven by the bound): the report evaluates the first stage the
+        #: last certification checked, so these are its answers
         self.exact_memo: list[tuple[bytes, object] | None] = [None] * K
         self.found: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(K)]  #: patterns met, newest first
         #: per scenario, the certification round (counted in ``rounds``) whose MILP last found a
@@ -72,18 +73,21 @@ class RequirementOracle:
         question (:meth:`_by_bound`), else by the MILP; with the recourse right-hand sides.
 
         A complete answer is kept per scenario: the same first stage, band and budget again (the
-        report after a certification) costs nothing. ``stop_above_usd``: the search may stop at
-        the first pattern above it (:func:`worst_requirement`); one that does not is complete."""
+        report after a certification) costs nothing. ``stop_above_usd``: the answer may be the
+        first pattern found above it (the MILP's :func:`worst_requirement` or the bound's a*), or
+        a pattern at or below it when the bound proves that nothing lies above (not complete: the
+        report then asks again); a MILP that does not stop there is complete."""
         r_ub, r_eq0 = self.recourse.rhs(x, self.scenarios_mw[j])
-        key = b"".join(np.ascontiguousarray(a, dtype=float).tobytes() for a in (r_ub, r_eq0, x["up_mw"], x["dn_mw"]))
-        key += int(budget).to_bytes(4, "little", signed=True)
+        key = self._key(r_ub, r_eq0, x, budget)
         memo = self.exact_memo[j]
         if memo is not None and memo[0] == key:
             return memo[1], r_ub, r_eq0
+        band = np.r_[np.asarray(x["up_mw"], dtype=float), np.asarray(x["dn_mw"], dtype=float)]
+        patterns = budget > 0 and bool((band > BAND_ZERO_MW).any())  # else f = 0 only: one LP, no question
         try:
-            w = self._by_bound(r_ub, r_eq0, x, j, budget, stop_above_usd)
+            w = self._by_bound(r_ub, r_eq0, x, j, budget, stop_above_usd) if patterns else None
             if w is None:
-                self.checks["milp"] += 1
+                self.checks["milp"] += patterns
                 w = worst_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget,
                                       solver=self.lp_solvers[j], stop_above_usd=stop_above_usd)
         except RecourseInfeasibleError as exc:
@@ -96,13 +100,22 @@ class RequirementOracle:
             self.exact_memo[j] = (key, w)
         return w, r_ub, r_eq0
 
+    @staticmethod
+    def _key(r_ub, r_eq0, x: dict, budget: int) -> bytes:
+        parts = (r_ub, r_eq0, x["up_mw"], x["dn_mw"])
+        key = b"".join(np.ascontiguousarray(a, dtype=float).tobytes() for a in parts)
+        return key + int(budget).to_bytes(4, "little", signed=True)
+
+    def memo_holds(self, x: dict, j: int, budget: int) -> bool:
+        """Whether scenario j's kept worst pattern is the one at ``x`` and ``budget`` (which the
+        report then reuses)."""
+        memo = self.exact_memo[j]
+        return memo is not None and memo[0] == self._key(*self.recourse.rhs(x, self.scenarios_mw[j]), x, budget)
+
     def _by_bound(self, r_ub, r_eq0, x: dict, j: int, budget: int, stop_above_usd: float | None):
         """The answer of :meth:`worst` where the superposition bound settles it, else None (the
         MILP must run): a* complete where it is the worst pattern, proven; a* (not complete)
         where it lies above ``stop_above_usd``, or where the bound proves that nothing does."""
-        band = np.r_[np.asarray(x["up_mw"], dtype=float), np.asarray(x["dn_mw"], dtype=float)]
-        if budget <= 0 or not (band > BAND_ZERO_MW).any():
-            return None  # f = 0 only: worst_requirement solves the one LP
         bound = superposition_bound(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget,
                                     self.lp_solvers[j])
         star = bound.pattern
@@ -124,9 +137,10 @@ class RequirementOracle:
 
         The MILP stops at the first pattern above the bar but is not pruned by it, so where
         none exists it ends with the worst pattern, which the report at the same first stage
-        reuses (:meth:`worst`). On T30D2 case 4 the final certification's twelve MILPs took
-        18.0 s this way against 15.3 s pruned, and saved the report's ten (15.5 s);
-        docs/tso_dso_evcs.md, eighteenth-session status."""
+        reuses (:meth:`worst`); so does a worst pattern the superposition bound proves (where
+        it proves only that nothing lies above the bar, the report asks again). On T30D2 case 4
+        the final certification's twelve MILPs took 18.0 s this way against 15.3 s pruned, and
+        saved the report's ten (15.5 s); docs/tso_dso_evcs.md, eighteenth-session status."""
         w = self.worst(x, j, budget, stop_above_usd=above_usd)[0]
         return w if w.value_usd > above_usd else None
 

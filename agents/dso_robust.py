@@ -28,13 +28,17 @@ from agents.dso_master import (  # noqa: F401  (re-exported: the problem is part
     DSOProblem,
     build_dso_problem,
 )
-from agents.dso_requirements import CHECKS
 from agents.robust_data import DSORobustData
 from agents.solver import CompiledModel, CutAugmentedModel
 from coordination.admm_math import linear_coefficient
 from coordination.evcs_messages import ClearedCapacity, DeclaredCapacity, EVCSBaseline, IncentivePrices
 from coordination.messages import ReserveProposal, ReserveUpdate, RobustCostReport
 from coordination.runtime import COORDINATOR
+
+
+#: RobustCostReport field of each way the oracle answers an exact question (agents.dso_requirements.CHECKS)
+REPORT_FIELDS = {"milp": "ccg_requirement_milps", "bound_worst": "ccg_bound_worst", "bound_below": "ccg_bound_below",
+                 "bound_above": "ccg_bound_above"}
 
 
 class DSORobustAgent:
@@ -242,7 +246,7 @@ class DSORobustAgent:
             ev["curtailment_worst_mwh"], ev["shedding_worst_mwh"], ev["violation_worst_mwh"],
             run.master_solves, run.inner_solves, run.outer_solves,
             np.array(self.ccg_history, dtype=float).reshape(-1, 3), self.problem.cuts_replaced,
-            *(self.problem.oracle.checks[k] for k in CHECKS),
+            **{REPORT_FIELDS[k]: n for k, n in self.problem.oracle.checks.items()},
         )
 
     # -- checkpoints -----------------------------------------------------------------------------

@@ -4,8 +4,9 @@ The requirement MILP (:mod:`agents.requirement_milp`) proves "no pattern beats t
 as far as its branch and bound gets within ``MIP_TIME_LIMIT_S``: its McCormick relaxation
 (big-M = the violation penalty) is weak, and on T118D10 feeders, whose bands are a few tens
 of kW, the dual bound stayed 56-115 $ above the incumbent after 1,400-1,600 nodes while the
-bar was about 0.9 $ above it (docs/tso_dso_evcs.md, twenty-first-session status). This module gives a
-certificate that is exact when it holds, from 2 x (hours with a band) + 2 warm LPs.
+bar was about 0.9 $ above it (docs/tso_dso_evcs.md, twenty-first-session status). This module gives an
+upper bound that, where its check holds, proves the answer (up to the LP solver's tolerances), from 2 warm
+LPs plus 2 per hour with a band (up to twice that where the second pass runs).
 
 **The bound.** Let ``y0`` solve the recourse LP at ``f = 0`` (value ``Q(0)``), and for each
 hour t with a band let ``y_t^up`` solve it at ``f = up_t e_t`` and ``y_t^dn`` at
@@ -29,11 +30,12 @@ largest sum is a sort). If they do, ``y(a)`` is feasible, so
 too, and where it equals ``U`` it is the worst pattern, proven.
 
 Where some rows overflow (two hours' responses lean on the same slack: a station's
-cumulative energy, a branch), one more pass re-solves the responses with those rows held to
-``budget_h``-th of their slack each (``a_ub y <= a_ub y0 + slack / budget_h``), which makes
-their superposition fit by construction; the bound is then valid again but higher. Rows
-that overflow in that pass too leave the bound invalid (``valid`` False): the caller goes to
-the MILP. ``FEASIBILITY_TOL`` is HiGHS's own primal feasibility tolerance.
+cumulative energy, a branch), one more pass re-solves the responses with those rows held to a
+share ``1 / min(budget_h, hours with a band)`` of their slack each (``a_ub y <= a_ub y0 +
+share * slack``), which makes those rows fit by construction; if no other row or sign
+overflows then, the bound is valid again but higher. Otherwise (or where a held row leaves a
+response with no solution) the bound is not valid (``valid`` False) and the caller goes to the
+MILP. ``FEASIBILITY_TOL`` is HiGHS's own primal feasibility tolerance.
 
 Glossary: ``upper_usd`` -> U (an upper bound on max_a Q(f(a)) less the scenario's constant),
 ``pattern`` -> a* with its LP value and duals, ``budget_h`` -> Gamma, ``up_mw``/``dn_mw`` ->
@@ -47,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.requirement_milp import (
+    RecourseInfeasibleError,
     RecourseLP,
     RecourseSolver,
     WorstRequirement,
@@ -71,6 +74,7 @@ class SuperpositionBound:
     valid: bool  #: the superposed responses met every row for every pattern of the set
     pattern: WorstRequirement  #: a*, with its true LP value and the LP duals there (a valid cut)
     lp_solves: int  #: recourse LPs solved
+    passes: int = 1  #: passes over the single-hour responses (2: rows were held after the first)
 
     @property
     def exact(self) -> bool:
@@ -102,23 +106,34 @@ def superposition_bound(
     floor = np.where(lp.nonneg, y0, np.inf)  # how far each entry may fall (free ones: any)
     hours = [(0, t, up[t]) for t in np.flatnonzero(up)] + [(1, t, -dn[t]) for t in np.flatnonzero(dn)]
     held = np.zeros(r_ub.size, dtype=bool)
-    solves, valid, dq_free = 1, False, None
-    for _ in range(PASSES):
-        rows_ub = np.where(held, r_ub - slack * (1.0 - 1.0 / max(budget, 1)), r_ub)
+    # a held row's share of its slack per hour: at most min(budget, hours with a band) hours act at once
+    share = 1.0 / max(min(budget, len({t for _, t, _ in hours})), 1)
+    solves, valid, dq_free, passes = 1, False, None, 0
+    for passes in range(1, PASSES + 1):
+        with np.errstate(invalid="ignore"):  # inf - inf * 0 on rows without a limit, not held anyway
+            rows_ub = np.where(held, r_ub - slack * (1.0 - share), r_ub)
         dq = np.zeros((2, T))
         grow = np.zeros((2, r_ub.size, T))  # a_ub D_t per direction
         fall = np.zeros((2, lp.n_y, T))  # -D_t per direction
-        for side, t, f_t in hours:
-            f = zero.copy()
-            f[t] = f_t
-            sol = solver.solve(rows_ub, lp.r_eq(r_eq0, f), basis=basis0)
-            solves += 1
+        try:
+            responses = []
+            for side, t, f_t in hours:
+                f = zero.copy()
+                f[t] = f_t
+                responses.append((side, t, solver.solve(rows_ub, lp.r_eq(r_eq0, f), basis=basis0)))
+                solves += 1
+        except RecourseInfeasibleError:
+            if dq_free is None:
+                raise  # a single-hour pattern is a member of the set: its recourse has no solution
+            break  # the held rows left no response: the bound stays not valid
+        for side, t, sol in responses:
             d = sol.y - y0
             dq[side, t] = sol.value_usd - q0
             grow[side, :, t] = lp.a_ub @ d
             fall[side, :, t] = -d
         if dq_free is None:
             dq_free = dq  # the free responses: the true single-hour costs, which choose a*
+        dq_last = dq  # the costs of the last pass that solved every response: U's
         over = _budgeted_sum(np.maximum(grow[0], grow[1]), budget) > slack + FEASIBILITY_TOL
         sinks = _budgeted_sum(np.maximum(fall[0], fall[1]), budget) > floor + FEASIBILITY_TOL
         if not over.any() and not sinks.any():
@@ -127,7 +142,7 @@ def superposition_bound(
         if sinks.any() or (held & over).any():
             break  # a sign or an already-held row overflows: holding more rows will not do
         held |= over
-    upper = q0 + float(_top(np.maximum(np.maximum(dq[0], dq[1]), 0.0), budget).sum())
+    upper = q0 + float(_top(np.maximum(np.maximum(dq_last[0], dq_last[1]), 0.0), budget).sum())
     gain = np.maximum(np.maximum(dq_free[0], dq_free[1]), 0.0)
     order = np.argsort(-gain, kind="stable")[:budget]
     order = order[gain[order] > 0.0]
@@ -140,7 +155,7 @@ def superposition_bound(
     solves += int(order.size > 0)
     pattern = WorstRequirement(sol.value_usd, a_up, a_dn, f_star, True, sol.dual_ub, sol.dual_eq, lp_solves=solves,
                                complete=False)
-    return SuperpositionBound(upper, valid, pattern, solves)
+    return SuperpositionBound(upper, valid, pattern, solves, passes)
 
 
 def _budgeted_sum(per_hour: np.ndarray, budget: int) -> np.ndarray:

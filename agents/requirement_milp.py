@@ -131,7 +131,8 @@ class WorstRequirement:
     a_up: np.ndarray  #: (T,) 0/1
     a_dn: np.ndarray  #: (T,) 0/1
     f_mw: np.ndarray  #: (T,) up * a_up - dn * a_dn
-    milp: bool  #: True: solved as a MILP; False: only f = 0 was possible (a plain LP)
+    #: True: a pattern of the set (MILP, ascent or superposition bound); False: only f = 0 was possible (a plain LP)
+    milp: bool
     dual_ub: np.ndarray  #: a dual solution (lam, mu) of the recourse LP at the worst pattern:
     dual_eq: np.ndarray  #: ``-r_ub(x) @ lam + r_eq(x, f) @ mu`` bounds Q(x, pattern) below for every x
     lp_solves: int = 1  #: recourse LPs solved (ascent) or 1 (MILP / plain LP)

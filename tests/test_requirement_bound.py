@@ -40,11 +40,14 @@ def test_a_valid_bound_is_above_every_pattern_and_an_exact_one_is_the_worst():
             star = bound.pattern
             assert star.a_up.sum() + star.a_dn.sum() <= 2 and np.all(star.a_up + star.a_dn <= 1)
             assert star.value_usd == pytest.approx(value(lp, r_ub, r_eq0, star.f_mw), rel=1e-7, abs=1e-7)
-            assert star.value_usd <= worst + 1e-7  # a* is a member of the set
+            # its duals are an optimal dual solution at a*'s own right-hand side (a valid, tight cut)
+            assert np.all(star.dual_ub >= 0)
+            dual_objective = -r_ub @ star.dual_ub + lp.r_eq(r_eq0, star.f_mw) @ star.dual_eq
+            assert dual_objective == pytest.approx(star.value_usd, rel=1e-7, abs=1e-6)
             if bound.valid:
                 assert worst <= bound.upper_usd + 1e-6
             if bound.exact:
-                assert worst == pytest.approx(bound.upper_usd, rel=1e-7, abs=1e-6)
+                assert worst == pytest.approx(star.value_usd, rel=1e-7, abs=1e-6)
             exact += bound.exact
             invalid += not bound.valid
     # both outcomes occur on these instances (checked once: 21 exact, 3 invalid)
@@ -66,6 +69,18 @@ def test_the_row_check_catches_responses_that_share_the_days_generation_cap():
     assert not superposition_bound(lp, r_ub, r_eq0, up, dn, 2, RecourseSolver(lp)).valid
 
 
+@pytest.mark.parametrize("seed, scale, budget, exact", [(4, 1.5, 2, True), (6, 2.0, 3, False)])
+def test_the_held_pass_makes_the_bound_valid_again_and_still_above_every_pattern(seed, scale, budget, exact):
+    """Rows that overflow in the free pass, held to their share of the slack, fit; the bound is then
+    above every pattern (and here once exact, once not: a* below U)."""
+    lp, r_ub, r_eq0, up, dn = instance(seed, scale)
+    bound = superposition_bound(lp, r_ub, r_eq0, up, dn, budget, RecourseSolver(lp))
+    worst = brute_worst(lp, r_ub, r_eq0, up, dn, budget)
+    assert bound.passes == 2 and bound.valid and bound.exact == exact
+    assert worst <= bound.upper_usd + 1e-6
+    assert exact or bound.upper_usd > worst + 1.0
+
+
 class _Recourse:
     """The part of agents.dso_recourse.DSORecourse the oracle uses: the LP and fixed right-hand sides."""
 
@@ -76,7 +91,7 @@ class _Recourse:
         return self._rhs
 
 
-def _oracle(monkeypatch, seed, scale):
+def _oracle(monkeypatch, seed, scale, budget=2):
     lp, r_ub, r_eq0, up, dn = instance(seed, scale)
     milps = []
     real = dso_requirements.worst_requirement
@@ -87,7 +102,7 @@ def _oracle(monkeypatch, seed, scale):
 
     monkeypatch.setattr(dso_requirements, "worst_requirement", counted)
     oracle = RequirementOracle("D1", _Recourse(lp, r_ub, r_eq0), np.zeros((1, 1, 4)))
-    return oracle, {"up_mw": up, "dn_mw": dn}, milps, brute_worst(lp, r_ub, r_eq0, up, dn, 2)
+    return oracle, {"up_mw": up, "dn_mw": dn}, milps, brute_worst(lp, r_ub, r_eq0, up, dn, budget)
 
 
 def test_the_oracle_answers_from_the_bound_where_it_proves_the_worst_pattern(monkeypatch):
@@ -117,3 +132,14 @@ def test_the_oracle_takes_the_bounds_pattern_where_it_lies_above_the_bar(monkeyp
     found = oracle.certify(x, 0, 2, star.value_usd - 1.0)
     assert found is not None and found.value_usd == pytest.approx(star.value_usd, rel=1e-7)
     assert milps == [] and oracle.checks["bound_above"] == 1
+
+
+def test_the_oracle_proves_nothing_above_the_bar_from_the_bound_and_the_report_asks_again(monkeypatch):
+    oracle, x, milps, worst = _oracle(monkeypatch, 6, 2.0, budget=3)  # valid, not exact: U above the worst
+    bound = superposition_bound(oracle.recourse.lp, *oracle.recourse.rhs(x, None), x["up_mw"], x["dn_mw"], 3,
+                                RecourseSolver(oracle.recourse.lp))
+    assert oracle.certify(x, 0, 3, bound.upper_usd + 0.5) is None
+    assert milps == [] and oracle.checks["bound_below"] == 1 and oracle.exact_memo[0] is None
+    # the report needs the worst pattern itself: the MILP
+    w = oracle.worst(x, 0, 3)[0]
+    assert len(milps) == 1 and w.complete and w.value_usd == pytest.approx(worst, rel=1e-6)
