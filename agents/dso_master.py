@@ -66,7 +66,7 @@ import scipy.sparse as sp
 from agents.ccg import CutReport, fill_slot
 from agents.dso_inputs import boundary_baseline_mw, declarations_from_messages, validate_dso_robust_data
 from agents.dso_recourse import Declarations, aggregate_recourse, build_recourse
-from agents.dso_requirements import RequirementOracle
+from agents.dso_requirements import CHECKS, RequirementOracle
 from agents.robust_data import CUT_POOLS, DSORobustData  # noqa: F401  (CUT_POOLS re-exported)
 from agents.solver import CutRows
 from agents.wasserstein import ball_constraints, scenario_distances_mw, worst_case_distribution
@@ -507,7 +507,7 @@ class DSOProblem:
         self.oracle.found = [[(np.array(a), np.array(b)) for a, b in f] for f in state.get("found", self.oracle.found)]
         self.oracle.last_found_round = np.array(state.get("last_found_round", self.oracle.last_found_round))
         self.oracle.rounds = int(state.get("certify_rounds", self.oracle.rounds))
-        self.oracle.checks.update(state.get("requirement_checks", {}))
+        self.oracle.checks.update({k: n for k, n in state.get("requirement_checks", {}).items() if k in CHECKS})
         self.recenter(state.get("center", self.center))
         for rows, key in ((self.g_up, "g_up"), (self.g_dn, "g_dn")):
             for params, vals in zip(rows, state.get(key, [])):

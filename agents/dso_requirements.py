@@ -35,8 +35,9 @@ from agents.requirement_milp import (
 
 #: Requirement patterns remembered per scenario as starts of the ascent heuristic.
 PATTERN_MEMORY = 4
-#: Ways an exact question is answered (:attr:`RequirementOracle.checks`).
-CHECKS = ("milp", "bound_worst", "bound_below", "bound_above")
+#: Ways an exact question is answered (:attr:`RequirementOracle.checks`); each is also the
+#: DSO's ``RobustCostReport.ccg_<name>`` field and its ``ccg_total`` entry in result.json.
+CHECKS = ("requirement_milps", "bound_worst", "bound_below", "bound_above")
 
 
 class RequirementOracle:
@@ -63,7 +64,7 @@ class RequirementOracle:
         #: pattern above its bar there (-1: never); the most recent are asked first
         self.last_found_round = np.full(K, -1)
         self.rounds = 0  #: certification rounds run
-        #: how the exact questions were answered: "milp" (the MILP ran), "bound_worst" (the
+        #: how the exact questions were answered: "requirement_milps" (the MILP ran), "bound_worst" (the
         #: superposition bound proved a* the worst pattern), "bound_below" (it proved nothing above
         #: the bar), "bound_above" (its a* lies above the bar)
         self.checks = dict.fromkeys(CHECKS, 0)
@@ -87,7 +88,7 @@ class RequirementOracle:
         try:
             w = self._by_bound(r_ub, r_eq0, x, j, budget, stop_above_usd) if patterns else None
             if w is None:
-                self.checks["milp"] += patterns
+                self.checks["requirement_milps"] += int(patterns)
                 w = worst_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget,
                                       solver=self.lp_solvers[j], stop_above_usd=stop_above_usd)
         except RecourseInfeasibleError as exc:

@@ -36,11 +36,6 @@ from coordination.messages import ReserveProposal, ReserveUpdate, RobustCostRepo
 from coordination.runtime import COORDINATOR
 
 
-#: RobustCostReport field of each way the oracle answers an exact question (agents.dso_requirements.CHECKS)
-REPORT_FIELDS = {"milp": "ccg_requirement_milps", "bound_worst": "ccg_bound_worst", "bound_below": "ccg_bound_below",
-                 "bound_above": "ccg_bound_above"}
-
-
 class DSORobustAgent:
     """The robust DSO as a message-passing agent (role ``"dso"``); see the module docstring.
 
@@ -246,7 +241,7 @@ class DSORobustAgent:
             ev["curtailment_worst_mwh"], ev["shedding_worst_mwh"], ev["violation_worst_mwh"],
             run.master_solves, run.inner_solves, run.outer_solves,
             np.array(self.ccg_history, dtype=float).reshape(-1, 3), self.problem.cuts_replaced,
-            **{REPORT_FIELDS[k]: n for k, n in self.problem.oracle.checks.items()},
+            **{f"ccg_{k}": n for k, n in self.problem.oracle.checks.items()},
         )
 
     # -- checkpoints -----------------------------------------------------------------------------

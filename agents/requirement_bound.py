@@ -54,6 +54,7 @@ from agents.requirement_milp import (
     RecourseSolver,
     WorstRequirement,
     _active_band,
+    _best_pattern,
     requirement_from_pattern,
 )
 
@@ -132,7 +133,7 @@ def superposition_bound(
             grow[side, :, t] = lp.a_ub @ d
             fall[side, :, t] = -d
         if dq_free is None:
-            dq_free = dq  # the free responses: the true single-hour costs, which choose a*
+            dq_free = dq  # the free responses: the true single-hour costs
         dq_last = dq  # the costs of the last pass that solved every response: U's
         over = _budgeted_sum(np.maximum(grow[0], grow[1]), budget) > slack + FEASIBILITY_TOL
         sinks = _budgeted_sum(np.maximum(fall[0], fall[1]), budget) > floor + FEASIBILITY_TOL
@@ -142,17 +143,12 @@ def superposition_bound(
         if sinks.any() or (held & over).any():
             break  # a sign or an already-held row overflows: holding more rows will not do
         held |= over
-    upper = q0 + float(_top(np.maximum(np.maximum(dq_last[0], dq_last[1]), 0.0), budget).sum())
-    gain = np.maximum(np.maximum(dq_free[0], dq_free[1]), 0.0)
-    order = np.argsort(-gain, kind="stable")[:budget]
-    order = order[gain[order] > 0.0]
-    a_up, a_dn = np.zeros(T), np.zeros(T)
-    go_up = dq_free[0, order] >= dq_free[1, order]
-    a_up[order[go_up]] = 1.0
-    a_dn[order[~go_up]] = 1.0
+    upper = q0 + float(_budgeted_sum(np.maximum(dq_last[0], dq_last[1])[None, :], budget)[0])
+    a_up, a_dn = _best_pattern(dq_free[0], dq_free[1], budget)  # the free single-hour costs choose a*
     f_star = requirement_from_pattern(a_up, a_dn, up, dn)
-    sol = solver.solve(r_ub, lp.r_eq(r_eq0, f_star), basis=basis0) if order.size else sol0
-    solves += int(order.size > 0)
+    chosen = bool(a_up.any() or a_dn.any())
+    sol = solver.solve(r_ub, lp.r_eq(r_eq0, f_star), basis=basis0) if chosen else sol0
+    solves += int(chosen)
     pattern = WorstRequirement(sol.value_usd, a_up, a_dn, f_star, True, sol.dual_ub, sol.dual_eq, lp_solves=solves,
                                complete=False)
     return SuperpositionBound(upper, valid, pattern, solves, passes)
@@ -164,8 +160,3 @@ def _budgeted_sum(per_hour: np.ndarray, budget: int) -> np.ndarray:
         return np.zeros(per_hour.shape[0])
     k = min(budget, per_hour.shape[1])
     return (-np.partition(-np.maximum(per_hour, 0.0), k - 1, axis=1)[:, :k]).sum(axis=1)
-
-
-def _top(gain: np.ndarray, budget: int) -> np.ndarray:
-    """The ``budget`` largest entries of ``gain`` (T,)."""
-    return _budgeted_sum(gain[None, :], budget)

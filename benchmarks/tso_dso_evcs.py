@@ -73,7 +73,8 @@ SCALARS = {
 }
 CCG_KEYS = ("master_solves", "inner_solves", "outer_solves")
 #: DSOs: how the exact worst-requirement questions were answered (``metrics.ccg_total``): by the MILP, or by
-#: the superposition bound (worst pattern proven, nothing above the bar, a pattern above it)
+#: the superposition bound (worst pattern proven, nothing above the bar, a pattern above it); the keys of
+#: agents.dso_requirements.CHECKS, read here from result.json
 ANSWER_KEYS = ("requirement_milps", "bound_worst", "bound_below", "bound_above")
 
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from agents.dso_requirements import CHECKS
 from agents.dso_robust import DSORobustAgent
 from agents.evcs import EVCSAgent
 from agents.robust_data import CCGSettings
@@ -159,9 +160,7 @@ def _metrics(run: RobustRunResult, scn: RobustScenario) -> dict:
         "ccg_total": {a.sender: {**dict(zip(CCG_COLUMNS, np.asarray(a.ccg_history).reshape(-1, 3).sum(axis=0).astype(int).tolist())),
                                  "cuts_replaced": int(a.ccg_cuts_replaced),
                                  # DSOs: exact worst-requirement questions by how they were answered
-                                 "requirement_milps": int(a.ccg_requirement_milps),
-                                 "bound_worst": int(a.ccg_bound_worst), "bound_below": int(a.ccg_bound_below),
-                                 "bound_above": int(a.ccg_bound_above)}
+                                 **{k: int(getattr(a, f"ccg_{k}")) for k in CHECKS}}
                       for a in every},
         # per agent, one row per C&CG run (ADMM iteration): master solves, inner solves, outer solves
         "ccg_by_iteration": {a.sender: np.asarray(a.ccg_history, dtype=int).tolist() for a in every},

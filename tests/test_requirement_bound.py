@@ -117,7 +117,7 @@ def test_the_oracle_answers_from_the_bound_where_it_proves_the_worst_pattern(mon
 def test_the_oracle_goes_to_the_milp_where_the_bound_is_not_valid(monkeypatch):
     oracle, x, milps, worst = _oracle(monkeypatch, 0, 1.5)
     assert oracle.certify(x, 0, 2, worst + 1.0) is None  # nothing above: only the MILP can say
-    assert len(milps) == 1 and oracle.checks["milp"] == 1
+    assert len(milps) == 1 and oracle.checks["requirement_milps"] == 1
     assert oracle.exact_memo[0] is not None  # that MILP ran to its end: the worst pattern, kept
     found = oracle.certify(x, 0, 2, worst - 5.0)  # a bar below the worst: the kept pattern is above it
     assert found is not None and found.value_usd == pytest.approx(worst, rel=1e-6)
