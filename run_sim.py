@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="t30d2/t118d10 cases 1-7: override a setting, repeatable, e.g. --set radius_tso=5 "
                         "(fields of scenarios.tso_dso_evcs.RobustSettings and rho_usd_per_mw2h, adaptive, eps_abs, "
-                        "eps_rel, mu, tau, relaxation, rho_per_value, rho_range, cost_tol_rel, momentum, rho_decrease; "
+                        "eps_rel, mu, tau, relaxation, rho_per_value, rho_range, cost_tol_rel, momentum, rho_decrease, dual_test_mw; "
                         "ccg.FIELD for a field of agents.robust_data.CCGSettings, e.g. --set ccg.inexact_floor_fraction=0.2; "
                         "see docs/tso_dso_evcs.md)")
     p.add_argument("--quiet", action="store_true", help="no per-iteration progress lines")

@@ -32,7 +32,7 @@ about 40 minutes here).
 
 ``--set KEY=VALUE`` overrides settings as ``run_sim.py --set`` does (RobustSettings fields and
 rho_usd_per_mw2h, adaptive, eps_abs, eps_rel, mu, tau, relaxation, rho_per_value, rho_range,
-cost_tol_rel, momentum, rho_decrease, and ccg.FIELD for a CCGSettings field). Ray's workers run at the driver's
+cost_tol_rel, momentum, rho_decrease, dual_test_mw, and ccg.FIELD for a CCGSettings field). Ray's workers run at the driver's
 niceness unless ``--keep-ray-niceness`` (see benchmarks/speedup.py for why).
 
 Writes benchmarks/results/tso-dso-evcs-SCENARIO-caseC.json and .md (not committed; figures

@@ -24,6 +24,13 @@ cost (:func:`linear_coefficient`). Then
 * stop when ``r <= eps_pri`` and ``s <= eps_dual`` with
   ``eps_pri = sqrt(p) eps_abs + eps_rel max(||x||, ||z||)`` and
   ``eps_dual = sqrt(p) eps_abs + eps_rel ||lambda||`` (p = number of shared values).
+* optional (``dual_test_mw``) dual test in MW: ``sqrt(2) ||z - z_prev|| <= eps_pri``, the
+  paper's "maximum residual" criterion (the larger of the primal and the dual residual against
+  one tolerance in MW; TSO-DSO paper, section 5.3). Boyd's ``eps_dual`` asks ``eps_abs`` $/MWh
+  per value of ``rho ||z - z_prev||``: at rho 20 $/MW^2h that is a 20 times smaller step of z
+  than the primal test's ``eps_abs`` MW. The residual is still reported in $/MWh, with the
+  tolerance the MW test implies (``eps_pri`` times the effective rho), so the normalized
+  residuals below, and the residual balancing on them, compare MW with MW.
 * residual balancing on residuals normalized by their tolerances (Wohlberg, "ADMM
   penalty parameter selection by residual balancing", 2017), so the rule does not
   depend on the units of x (MW) and lambda ($/MWh): with ``r' = r / eps_pri`` and
@@ -101,6 +108,12 @@ class ADMMSettings:
     #: rho. With ``momentum`` the extrapolated z inflates the dual residual, which then reads as a
     #: call for a smaller rho.
     rho_decrease: bool = True
+    #: the dual test in MW (module docstring): True asks ``sqrt(2) ||z - z_prev|| <= eps_pri``, the
+    #: primal tolerance, as the TSO-DSO paper's criterion does (section 5.3: the larger of the two
+    #: residuals against one tolerance in MW); the dual residual is still reported as
+    #: ``rho sqrt(2) ||z - z_prev||`` in $/MWh, with the tolerance that test implies (eps_pri x rho).
+    #: False: Boyd's ``eps_dual`` in $/MWh
+    dual_test_mw: bool = False
 
     def validate(self) -> None:
         checks = {
@@ -167,7 +180,11 @@ def consensus_step(
     z_norm = float(np.sqrt(2.0) * np.linalg.norm(z))
     lam_norm = float(np.sqrt(np.sum(lam_tso**2) + np.sum(lam_dso**2)))
     eps_pri = np.sqrt(p) * settings.eps_abs + settings.eps_rel * max(x_norm, z_norm)
-    eps_dual = np.sqrt(p) * settings.eps_abs + settings.eps_rel * lam_norm
+    if settings.dual_test_mw:  # sqrt(2) ||z - z_prev|| <= eps_pri, said in $/MWh at the rho used
+        step_mw = float(np.sqrt(2.0) * np.linalg.norm(z - z_prev))
+        eps_dual = eps_pri * (s / step_mw if step_mw > 0.0 else float(np.max(rho)))
+    else:
+        eps_dual = np.sqrt(p) * settings.eps_abs + settings.eps_rel * lam_norm
     return ConsensusStep(z, lam_tso, lam_dso, r, s, float(eps_pri), float(eps_dual))
 
 
@@ -262,7 +279,10 @@ def residual_balance_per_value(
         return rho
     share = np.sqrt(x_tso.size)  # ||r||^2 = sum_i r_i^2: a value's share of a tolerance is eps / sqrt(values)
     primal = np.sqrt((x_tso - step.z) ** 2 + (x_dso - step.z) ** 2) / (step.primal_tolerance / share)
-    dual = np.sqrt(2.0) * rho * np.abs(step.z - z_prev) / (step.dual_tolerance / share)
+    if settings.dual_test_mw:  # the step of z in MW against the primal tolerance's share
+        dual = np.sqrt(2.0) * np.abs(step.z - z_prev) / (step.primal_tolerance / share)
+    else:
+        dual = np.sqrt(2.0) * rho * np.abs(step.z - z_prev) / (step.dual_tolerance / share)
     up = (primal > settings.mu * dual) & (primal > 1.0)
     down = (dual > settings.mu * primal) & (dual > 1.0) & settings.rho_decrease
     new = np.where(up, rho * settings.tau, np.where(down, rho / settings.tau, rho))

@@ -55,9 +55,9 @@ CCG_PREFIX = "ccg."
 #: Overridable ADMM fields for ``--set`` (the rest of ``--set`` goes to RobustSettings).
 ADMM_KEYS = (
     "rho_usd_per_mw2h", "adaptive", "eps_abs", "eps_rel", "mu", "tau", "relaxation", "rho_per_value", "rho_range",
-    "cost_tol_rel", "momentum", "rho_decrease",
+    "cost_tol_rel", "momentum", "rho_decrease", "dual_test_mw",
 )
-_ADMM_FLAGS = ("adaptive", "rho_per_value", "momentum", "rho_decrease")
+_ADMM_FLAGS = ("adaptive", "rho_per_value", "momentum", "rho_decrease", "dual_test_mw")
 
 
 def prepare(case: str, seed: int, max_iterations: int | None, scenario: str = "t30d2",

@@ -106,6 +106,33 @@ def test_consensus_step_arithmetic():
     assert same.converged
 
 
+def test_the_dual_test_in_mw_asks_the_step_of_z_to_meet_the_primal_tolerance():
+    """dual_test_mw: sqrt(2) ||z - z_prev|| <= eps_pri (the paper's one tolerance in MW for both
+    residuals). It refuses a step of z of 0.14 MW at any rho, where Boyd's $/MWh test refuses it
+    at rho 20 and passes it at rho 0.1; it passes a step of 0.014 MW that Boyd's test still
+    refuses at rho 20. The residual is still reported in $/MWh, with eps_pri x rho as its
+    tolerance."""
+    boyd = ADMMSettings(eps_abs=0.01, eps_rel=0.0)
+    mw = replace(boyd, dual_test_mw=True)
+    x, lam0 = np.full((1, 4), 5.0), np.zeros((1, 4))
+    z_prev = x - 0.05  # copies agree (r = 0); z moved by 0.05 MW per value: sqrt(2) ||dz|| = 0.141 MW
+    for rho, boyd_passes in ((20.0, False), (0.1, True)):
+        a, b = consensus_step(x, x, lam0, lam0, z_prev, rho, boyd), consensus_step(x, x, lam0, lam0, z_prev, rho, mw)
+        assert a.dual_residual == pytest.approx(b.dual_residual) == pytest.approx(rho * np.sqrt(2.0) * 0.1)
+        assert b.primal_tolerance == pytest.approx(np.sqrt(8) * 0.01)  # 0.0283 MW < 0.141 MW
+        assert b.dual_tolerance == pytest.approx(b.primal_tolerance * rho)
+        assert a.converged is boyd_passes and not b.converged
+    z_prev = x - 0.005  # sqrt(2) ||dz|| = 0.0141 MW <= 0.0283 MW: passes at any rho
+    assert consensus_step(x, x, lam0, lam0, z_prev, 20.0, mw).converged
+    assert not consensus_step(x, x, lam0, lam0, z_prev, 20.0, boyd).converged  # 0.283 $/MWh > 0.0283
+    # residual balancing on the MW test: z's step in MW against the disagreement in MW
+    step = consensus_step(x + 0.5, x - 0.5, lam0, lam0, x - 0.05, 20.0, mw)  # r = 1.41 MW, step 0.141 MW
+    assert residual_balance(20.0, step, replace(mw, mu=3.0, tau=2.0)) == 40.0
+    per_value = residual_balance_per_value(np.full((1, 4), 20.0), x + 0.5, x - 0.5, x - 0.05, step,
+                                           replace(mw, rho_per_value=True, rho_usd_per_mw2h=20.0))
+    np.testing.assert_allclose(per_value, 40.0)
+
+
 def test_residual_balancing_moves_rho_toward_the_lagging_residual():
     s = ADMMSettings(mu=3.0, tau=2.0)
     x = np.ones((1, 1))

@@ -43,6 +43,8 @@ def test_settings_reach_the_scenario():
     assert default.rho_usd_per_mw2h == 100.0 and not default.rho_per_value and default.cost_tol_rel == 1e-3
     larger = robust_session.prepare("4", 0, None, "t118d10").admm  # measured with the older rule
     assert larger.adaptive and larger.relaxation == 1.6 and not larger.momentum and larger.rho_usd_per_mw2h == 20.0
+    assert default.dual_test_mw and larger.dual_test_mw  # the paper's criterion: both residuals in MW
+    assert not robust_session.prepare("4", 0, None, "t118d10", {"dual_test_mw": False}).admm.dual_test_mw
     plain = robust_session.prepare("4", 0, None, "t30d2", {"momentum": False, "rho_decrease": False}).admm
     assert not plain.momentum and not plain.rho_decrease
     tuned = robust_session.prepare("4", 0, None, "t30d2", {"relaxation": 1.0, "rho_per_value": True, "rho_range": 8,
