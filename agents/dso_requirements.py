@@ -35,9 +35,6 @@ from agents.requirement_milp import (
 
 #: Requirement patterns remembered per scenario as starts of the ascent heuristic.
 PATTERN_MEMORY = 4
-#: :meth:`RequirementOracle.certify`'s answer where the superposition bound does not settle the
-#: question and the MILP was not asked
-OPEN = object()
 #: Ways an exact question is answered (:attr:`RequirementOracle.checks`); each is also the
 #: DSO's ``RobustCostReport.ccg_<name>`` field and its ``ccg_total`` entry in result.json.
 CHECKS = ("requirement_milps", "bound_worst", "bound_below", "bound_above")
@@ -72,8 +69,7 @@ class RequirementOracle:
         #: the bar), "bound_above" (its a* lies above the bar)
         self.checks = dict.fromkeys(CHECKS, 0)
 
-    def worst(self, x: dict, j: int, budget: int, stop_above_usd: float | None = None,
-              bound: bool = True, milp: bool = True):
+    def worst(self, x: dict, j: int, budget: int, stop_above_usd: float | None = None):
         """Scenario j's worst requirement at ``x`` by the superposition bound where it settles the
         question (:meth:`_by_bound`), else by the MILP; with the recourse right-hand sides.
 
@@ -81,9 +77,7 @@ class RequirementOracle:
         report after a certification) costs nothing. ``stop_above_usd``: the answer may be the
         first pattern found above it (the MILP's :func:`worst_requirement` or the bound's a*), or
         a pattern at or below it when the bound proves that nothing lies above (not complete: the
-        report then asks again); a MILP that does not stop there is complete. ``bound`` False
-        skips the bound (already asked at this ``x``); ``milp`` False answers None where the MILP
-        would have to run."""
+        report then asks again); a MILP that does not stop there is complete."""
         r_ub, r_eq0 = self.recourse.rhs(x, self.scenarios_mw[j])
         key = self._key(r_ub, r_eq0, x, budget)
         memo = self.exact_memo[j]
@@ -92,9 +86,7 @@ class RequirementOracle:
         band = np.r_[np.asarray(x["up_mw"], dtype=float), np.asarray(x["dn_mw"], dtype=float)]
         patterns = budget > 0 and bool((band > BAND_ZERO_MW).any())  # else f = 0 only: one LP, no question
         try:
-            w = self._by_bound(r_ub, r_eq0, x, j, budget, stop_above_usd) if patterns and bound else None
-            if w is None and patterns and not milp:
-                return None, r_ub, r_eq0
+            w = self._by_bound(r_ub, r_eq0, x, j, budget, stop_above_usd) if patterns else None
             if w is None:
                 self.checks["requirement_milps"] += int(patterns)
                 w = worst_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget,
@@ -141,10 +133,8 @@ class RequirementOracle:
             return star
         return None
 
-    def certify(self, x: dict, j: int, budget: int, above_usd: float, bound: bool = True, milp: bool = True):
-        """A pattern of scenario j whose recourse value exceeds ``above_usd``, or None (none);
-        with ``milp`` False, :data:`OPEN` where the bound does not settle the question (``bound``
-        False: the MILP without asking the bound again).
+    def certify(self, x: dict, j: int, budget: int, above_usd: float):
+        """A pattern of scenario j whose recourse value exceeds ``above_usd``, or None (none).
 
         The MILP stops at the first pattern above the bar but is not pruned by it, so where
         none exists it ends with the worst pattern, which the report at the same first stage
@@ -152,34 +142,23 @@ class RequirementOracle:
         it proves only that nothing lies above the bar, the report asks again). On T30D2 case 4
         the final certification's twelve MILPs took 18.0 s this way against 15.3 s pruned, and
         saved the report's ten (15.5 s); docs/tso_dso_evcs.md, eighteenth-session status."""
-        w = self.worst(x, j, budget, stop_above_usd=above_usd, bound=bound, milp=milp)[0]
-        if w is None:
-            return OPEN
+        w = self.worst(x, j, budget, stop_above_usd=above_usd)[0]
         return w if w.value_usd > above_usd else None
 
     def certify_round(self, x: dict, budget: int, worst: list, above_usd: np.ndarray) -> tuple[list, int]:
-        """The exact check of the inner loop, asking for a pattern above ``above_usd[j]`` (the bar
-        less the scenario's constant) in every scenario, in two passes:
+        """The exact check of the inner loop, lazily: one MILP per scenario (:meth:`certify`),
+        asking for a pattern above ``above_usd[j]`` (the bar less the scenario's constant); the
+        round stops at the first pattern found (the next master moves the first stage anyway,
+        and every MILP of this round would be asked again there), which the ascent then polishes
+        (starting from it) into a deeper cut with its neighbours as extra cuts. Only a round in
+        which every scenario's MILP finds nothing ends the C&CG, so the certificate is the same
+        as checking every scenario every round, in any order. (Checking all K each round cost K
+        MILPs per master on T30D2: 1-4 s each, most of them proving again that an unviolated
+        scenario stays so.)
 
-        1. the superposition bound of every scenario (:meth:`certify` without the MILP; a few
-           warm LPs each): every pattern it finds above its bar comes back at once, so the next
-           master gets all of them (each polished by the ascent, from it, into a cut at least as
-           deep, with its neighbours as extra cuts);
-        2. only where the bound found none: the MILPs of the scenarios it left open, lazily,
-           stopping at the first pattern found (the next master moves the first stage anyway,
-           and every MILP of this round would be asked again there).
-
-        Only a round in which no scenario has a pattern above its bar ends the C&CG, so the
-        certificate is the same as checking every scenario every round, in any order. (Checking
-        all K by MILP each round cost K MILPs per master on T30D2: 1-4 s each, most of them
-        proving again that an unviolated scenario stays so. Before the bound's own pass, a MILP
-        that ran to its limit could come before a scenario whose bound held a pattern above its
-        bar, and each master got one scenario's cut: in T118D10 case 4's first certification
-        round D2 stopped at 60 masters unfinished; docs/tso_dso_evcs.md, twenty-second-session status.)
-
-        Order, in both passes: the scenarios whose check found a pattern most recently first
-        (``last_found_round``), then the others closest to their bar under the ascent. A MILP
-        that finds nothing must prove it, and near the bar that often runs to
+        Order: the scenarios whose MILP found a pattern most recently first
+        (``last_found_round``), then the others closest to their bar under the ascent first. A
+        MILP that finds nothing must prove it, and near the bar that often runs to
         ``MIP_TIME_LIMIT_S``; the one that finds a pattern usually stops within a second or two.
         On a T118D10 feeder (D4, case 4, the first certification round) one scenario was found
         violated 12 times in a row while two others, closer under the ascent, ran to the limit
@@ -188,32 +167,19 @@ class RequirementOracle:
         full limit only in a second pass, when no scenario yielded a pattern in the first, was
         slower there (D3: 406 s against 216 s; D7: 149 s against 119 s): the patterns missed in
         3 s were then searched for twice. Returns the scenarios' worst patterns and the number
-        of questions answered (by the bound, the memo or a MILP)."""
+        of MILPs solved."""
         worst = list(worst)
         self.rounds += 1
         closeness = np.array([w.value_usd - above_usd[j] for j, w in enumerate(worst)])
         order = np.lexsort((-closeness, -self.last_found_round))  # last key first: recency, then closeness
-        found, left, answered = [], [], 0
-        for j in order:
-            w = self.certify(x, j, budget, float(above_usd[j]), milp=False)
-            if w is OPEN:
-                left.append(j)
-                continue
-            answered += 1
-            if w is not None:
-                found.append((j, w))
-        if not found:
-            for j in left:
-                answered += 1
-                w = self.certify(x, j, budget, float(above_usd[j]), bound=False)
-                if w is not None:
-                    found.append((j, w))
-                    break
-        for j, w in found:
-            self.last_found_round[j] = self.rounds
-            polished = self.ascend(x, j, budget, extra_start=(w.a_up, w.a_dn))
-            worst[j] = polished if polished.value_usd >= w.value_usd else w
-        return worst, answered
+        for n, j in enumerate(order, start=1):
+            found = self.certify(x, j, budget, float(above_usd[j]))
+            if found is not None:
+                self.last_found_round[j] = self.rounds
+                polished = self.ascend(x, j, budget, extra_start=(found.a_up, found.a_dn))
+                worst[j] = polished if polished.value_usd >= found.value_usd else found
+                return worst, n
+        return worst, len(order)
 
     def ascend(self, x: dict, j: int, budget: int, extra_start: tuple | None = None):
         """Scenario j's worst requirement by the linearization ascent from the remembered

@@ -335,50 +335,35 @@ def test_cuts_as_data_rows_reach_the_same_optimum_and_survive_a_checkpoint(feede
         dataclasses.replace(data.ccg, inexact_floor_fraction=1.0).validate("ccg")
 
 
-def test_the_exact_check_asks_every_bound_first_then_the_milps_lazily_recent_then_closest_first(solved, monkeypatch):
-    """A certification round asks every scenario's superposition bound first and returns every
-    pattern it finds above its bar at once, without a MILP; only where it found none do the MILPs
-    of the scenarios it left open run, lazily, stopping at the first pattern above the bar. The
-    ascent polishes each pattern found into one at least as deep. Order, in both passes: the
-    scenarios found most recently first, then the others closest to their bar under the ascent.
-    Only a round in which every scenario is answered without a pattern certifies."""
+def test_the_exact_check_stops_at_the_first_violated_scenario_recent_then_closest_first(solved, monkeypatch):
+    """A certification round asks the scenarios' MILPs lazily, stopping at the first pattern
+    above the bar, which the ascent then polishes into one at least as deep: first the
+    scenarios whose MILP found a pattern most recently, then the others closest to their bar
+    under the ascent. Only a round in which every MILP finds nothing (K MILPs) certifies."""
     agent = solved[0]
     pb = agent.problem
-    oracle = pb.oracle
     x = pb.first_stage_values()
     budget = agent.data.uncertainty.requirement_budget_h
     K = len(pb.scenarios_mw)
-    assert K >= 3
     consts = np.array([pb.recourse.cost_constant_usd(xi) for xi in pb.scenarios_mw])
     Q, exact = pb.exact_worst(x)
-    ascent = [oracle.ascend(x, j, budget) for j in range(K)]
-    # the bound settles what ``settled`` holds (the scenario's exact worst pattern, as the bound's
-    # a* proven worst) and leaves the rest to the MILP; the MILPs are recorded
-    settled: dict[int, object] = {}
-    monkeypatch.setattr(oracle, "_by_bound",
-                        lambda r_ub, r_eq0, x_, j, b, stop: dataclasses.replace(settled[j], complete=False) if j in settled else None)
-    milps = []
-    real_worst = oracle.worst
-
-    def worst(x_, j, b, stop_above_usd=None, bound=True, milp=True):
-        if milp and not (bound and j in settled):
-            milps.append(j)
-        return real_worst(x_, j, b, stop_above_usd=stop_above_usd, bound=bound, milp=milp)
-    monkeypatch.setattr(oracle, "worst", worst)
-    oracle.exact_memo = [None] * K  # no kept answers: every question is asked
+    ascent = [pb.oracle.ascend(x, j, budget) for j in range(K)]
+    asked = []
+    real = pb.oracle.certify
+    monkeypatch.setattr(pb.oracle, "certify", lambda x_, j, b, above: asked.append(j) or real(x_, j, b, above))
 
     above = np.full(K, 1e9)
-    got, answered = oracle.certify_round(x, budget, ascent, above)
-    assert answered == K and sorted(milps) == list(range(K)) and got == ascent  # nothing found: every scenario asked
+    worst, milps = pb.oracle.certify_round(x, budget, ascent, above)
+    assert milps == K and sorted(asked) == list(range(K)) and worst == ascent  # nothing found: every scenario asked
 
-    j = K - 1  # the only scenario whose bar the worst pattern beats; the bound leaves it open
+    j = K - 1  # the only scenario whose bar the worst pattern beats
     above[j] = Q[j] - consts[j] - 1.0
-    oracle.exact_memo, milps[:] = [None] * K, []
-    got, answered = oracle.certify_round(x, budget, ascent, above)
-    assert milps == [j] and answered == 1  # asked first among the MILPs, and the round stops there
-    assert above[j] < got[j].value_usd <= exact[j].value_usd + 1e-6  # a member of the set above the bar
-    assert all(got[i] is ascent[i] for i in range(K) if i != j)
-    assert oracle.last_found_round[j] == oracle.rounds and (oracle.last_found_round[:j] == -1).all()
+    asked.clear()
+    worst, milps = pb.oracle.certify_round(x, budget, ascent, above)
+    assert asked == [j] and milps == 1  # asked first, and the round stops there
+    assert above[j] < worst[j].value_usd <= exact[j].value_usd + 1e-6  # a member of the set above the bar
+    assert all(worst[i] is ascent[i] for i in range(K) if i != j)
+    assert pb.oracle.last_found_round[j] == pb.oracle.rounds and (pb.oracle.last_found_round[:j] == -1).all()
 
     # j again violated but far from its bar under the ascent (which missed it), i = 0 clean and
     # the closest: j, found last round, is still asked first
@@ -388,26 +373,14 @@ def test_the_exact_check_asks_every_bound_first_then_the_milps_lazily_recent_the
     far[j] = dataclasses.replace(ascent[j], value_usd=ascent[j].value_usd - 100.0)
     closeness = [w.value_usd - above[n] for n, w in enumerate(far)]
     assert int(np.argmax(closeness)) == i
-    oracle.exact_memo, milps[:] = [None] * K, []
-    got, answered = oracle.certify_round(x, budget, far, above)
-    assert milps == [j] and answered == 1 and got[j].value_usd > above[j]
+    asked.clear()
+    worst, milps = pb.oracle.certify_round(x, budget, far, above)
+    assert asked == [j] and milps == 1 and worst[j].value_usd > above[j]
     # j clean too: every scenario asked, j (found most recently) first, then i (the closest)
     above[j] = Q[j] - consts[j] + 1e-3
-    oracle.exact_memo, milps[:] = [None] * K, []
-    got, answered = oracle.certify_round(x, budget, far, above)
-    assert answered == K and milps[:2] == [j, i] and sorted(milps) == list(range(K))
-
-    # the bound holds patterns above the bars of two scenarios (1 and j) and leaves i open with a
-    # pattern above its bar too: both of the bound's come back in one round, and no MILP runs
-    for n in (1, j):
-        settled[n] = exact[n]
-        above[n] = Q[n] - consts[n] - 1.0
-    above[i] = Q[i] - consts[i] - 1.0
-    oracle.exact_memo, milps[:] = [None] * K, []
-    got, answered = oracle.certify_round(x, budget, far, above)
-    assert milps == [] and answered == 2  # the bound answered 1 and j; i (and any other) waits
-    assert all(got[n].value_usd > above[n] for n in (1, j)) and got[i] is far[i]
-    assert oracle.last_found_round[1] == oracle.last_found_round[j] == oracle.rounds
+    asked.clear()
+    worst, milps = pb.oracle.certify_round(x, budget, far, above)
+    assert milps == K and asked[:2] == [j, i] and sorted(asked) == list(range(K))
 
 
 def test_a_run_that_stops_at_the_iteration_limit_certifies_nothing(feeder):
