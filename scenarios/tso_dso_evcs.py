@@ -158,7 +158,8 @@ ROBUST_RELAXATION = 1.6
 #: measured there. Both test the dual residual in MW against the primal tolerance
 #: (``dual_test_mw``), as the paper's criterion does (section 5.3: the larger of the two residuals
 #: against one tolerance in MW); with Boyd's $/MWh tolerance, case 4 took 27 (t30d2) and 34
-#: (t118d10) iterations, with the MW test 19 and 16 (docs/tso_dso_evcs.md, twenty-second-session status).
+#: (t118d10) iterations, with the MW test 19 and 17 (16 once t118d10 allowed 80 masters per C&CG run,
+#: ROBUST_CCG; docs/tso_dso_evcs.md, twenty-second-session status).
 ROBUST_ADMM: dict[str, dict] = {
     "t30d2": {"rho_usd_per_mw2h": 100.0, "adaptive": False, "momentum": True, "relaxation": 1.0, "dual_test_mw": True},
     "t118d10": {"adaptive": True, "relaxation": ROBUST_RELAXATION, "dual_test_mw": True},

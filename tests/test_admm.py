@@ -131,6 +131,13 @@ def test_the_dual_test_in_mw_asks_the_step_of_z_to_meet_the_primal_tolerance():
     per_value = residual_balance_per_value(np.full((1, 4), 20.0), x + 0.5, x - 0.5, x - 0.05, step,
                                            replace(mw, rho_per_value=True, rho_usd_per_mw2h=20.0))
     np.testing.assert_allclose(per_value, 40.0)
+    # z moved as far as the copies disagree (0.5 MW per value): the MW rule keeps each rho, whatever
+    # it is; read in $/MWh at a rho of 1 against the step's tolerance at 20, z's step would look
+    # 20 times smaller and rho would be raised
+    moved = consensus_step(x + 0.5, x - 0.5, lam0, lam0, x - 0.5, 20.0, mw)
+    kept = residual_balance_per_value(np.full((1, 4), 1.0), x + 0.5, x - 0.5, x - 0.5, moved,
+                                      replace(mw, rho_per_value=True, rho_usd_per_mw2h=20.0))
+    np.testing.assert_allclose(kept, 1.0)
 
 
 def test_residual_balancing_moves_rho_toward_the_lagging_residual():
