@@ -249,6 +249,8 @@ class DSOProblem:
         self.center = np.full(2 * T, 0.5)
         self.prox_linear = cp.Parameter(2 * T, name="dso_prox_linear", value=-self.prox_weight * self.center)
         self.center_value_usd = float("inf")  #: objective at the center (inf: not yet known in this run)
+        #: first-stage cost + worst expectation at the last point where the model was exact (``new_run``)
+        self.point_cost_usd = float("inf")
         self.extra_cost: cp.Expression | None = None  #: terms the agent adds to the objective (ADMM's)
         self.shares = shares
         #: (1/2) sum w s^2, the stabilizer's quadratic part (the centralized bound solve scales it to 0)
@@ -393,6 +395,7 @@ class DSOProblem:
             extra = 0.0 if self.extra_cost is None else float(self.extra_cost.value)
             value = float(self.first_stage_cost.value) + extra + sup  # the objective here (model exact)
             gain = self.center_value_usd - value
+            self.point_cost_usd = float(self.first_stage_cost.value) + sup
             if np.abs(shares - self.center).max() > self.data.ccg.prox_move_tol and gain > tol:
                 # a proximal-point step: the model is exact here and the objective fell by more
                 # than the tolerance since the last center; the exact check comes later
@@ -425,9 +428,20 @@ class DSOProblem:
         self.last_worst_usd, self.last_distribution, self.last_q_usd = sup, q, Q
         return CutReport(added, eta, sup, inner_solves=solves, outer_solves=1)
 
-    def new_run(self) -> None:
-        """A new C&CG run (new ADMM terms): the center stays, its objective is unknown again."""
+    def new_run(self, revalue: bool = False) -> None:
+        """A new C&CG run (new ADMM terms): the center stays. Its objective is unknown again
+        (inf: the first point where the model is exact moves the center, and one more master
+        follows), unless ``revalue``: then the center is valued at the last run's final first
+        stage, which the master's constraints still admit (ADMM changes only the objective's
+        Parameters): its first-stage cost plus worst expectation ``point_cost_usd``, both
+        unchanged, plus the ADMM terms read at the new Parameters (``extra_cost``). The first
+        exact point of the new run then moves the center only where it lowers that objective
+        by more than the tolerance (the proximal-point test); in the ADMM's tail, where the
+        consensus hardly moves, the run ends on its first master instead of two."""
         self.center_value_usd = float("inf")
+        if revalue and np.isfinite(self.point_cost_usd) and self.first_stage_cost.value is not None:
+            extra = 0.0 if self.extra_cost is None else float(self.extra_cost.value)
+            self.center_value_usd = self.point_cost_usd + extra
 
     def recenter(self, shares: np.ndarray) -> None:
         """Move the proximal center (the shares the stabilized master is drawn to)."""

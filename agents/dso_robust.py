@@ -160,7 +160,8 @@ class DSORobustAgent:
         plain one.
         """
         t0 = time.perf_counter()
-        self.problem.new_run()
+        # in ADMM after a converged run the center is valued at that run's answer (DSOProblem.new_run)
+        self.problem.new_run(revalue=consensus is not None and self.last_ccg is not None and self.last_ccg.converged)
         self.problem.certify = consensus is None or certify
         self.problem.tol_cap_usd, self.problem.tol_floor_usd = float("inf"), 0.0
         ccg = self.data.ccg
