@@ -68,7 +68,7 @@ from agents.dso_inputs import boundary_baseline_mw, declarations_from_messages, 
 from agents.dso_recourse import Declarations, aggregate_recourse, build_recourse
 from agents.dso_requirements import CHECKS, RequirementOracle
 from agents.robust_data import CUT_POOLS, DSORobustData  # noqa: F401  (CUT_POOLS re-exported)
-from agents.solver import CutRows
+from agents.solver import DEFAULT_SOLVER_OPTIONS, CutRows
 from agents.wasserstein import ball_constraints, scenario_distances_mw, worst_case_distribution
 from coordination.evcs_messages import DeclaredCapacity
 
@@ -77,7 +77,7 @@ from coordination.evcs_messages import DeclaredCapacity
 MASTER_SOLVER = "CLARABEL"
 #: Clarabel options of the master: the project's tight tolerances; iterative refinement off
 #: (it doubled the time per iteration on the K = 5, 11-station master; objective within 1e-9).
-MASTER_SOLVER_OPTIONS = {"tol_feas": 1e-8, "tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "iterative_refinement_enable": False}
+MASTER_SOLVER_OPTIONS = {**DEFAULT_SOLVER_OPTIONS, "iterative_refinement_enable": False}
 #: cut_pool "parameters" only: dual (Benders) cut rows per wind scenario, in one pool of BENDERS_SLOTS x K rows that the
 #: scenarios share; see DSOProblem. (384 per scenario made a master solve about 10 times slower:
 #: cvxpy refills every parameter entry.)

@@ -23,8 +23,14 @@ import scipy.sparse as sp
 
 #: Default solver: Clarabel, an interior-point solver for LPs, QPs and SOCPs.
 DEFAULT_SOLVER = "CLARABEL"
-#: Solver options chosen for tight ADMM convergence (primal/dual feasibility 1e-8).
-DEFAULT_SOLVER_OPTIONS = {"tol_feas": 1e-8, "tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8}
+#: Solver options chosen for tight ADMM convergence (primal/dual feasibility 1e-8), with the KKT
+#: system factorized by Clarabel's QDLDL on one thread. Clarabel's own default ("auto") hands
+#: large systems to faer on every core of the machine: on the T118D10 TSO master (16,342
+#: variables, cut rows appended) that took 9.5 s a solve against 2.6 s with QDLDL (faer on one
+#: thread 6.4 s), and its warm start 135.2 s against 35.4 s; an agent also gets one CPU in a Ray
+#: run. Small masters (a T118D10 feeder's: 0.28 s) got QDLDL under "auto" already.
+#: Twenty-third-session status in docs/tso_dso_evcs.md.
+DEFAULT_SOLVER_OPTIONS = {"tol_feas": 1e-8, "tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "direct_solve_method": "qdldl"}
 #: Clarabel statuses after which a solve is tried again with other settings: the interior
 #: point stalled on badly scaled data (Benders masters whose cut rows span coefficients from
 #: 1e-15 to 4e4 and right-hand sides to 4e6), not a verdict on the model.
