@@ -393,9 +393,9 @@ class DSOProblem:
             Q = np.array([w.value_usd for w in worst]) + consts
             sup = self.worst_expectation(Q)[1]
             extra = 0.0 if self.extra_cost is None else float(self.extra_cost.value)
-            value = float(self.first_stage_cost.value) + extra + sup  # the objective here (model exact)
-            gain = self.center_value_usd - value
             self.point_cost_usd = float(self.first_stage_cost.value) + sup
+            value = self.point_cost_usd + extra  # the objective here (model exact)
+            gain = self.center_value_usd - value
             if np.abs(shares - self.center).max() > self.data.ccg.prox_move_tol and gain > tol:
                 # a proximal-point step: the model is exact here and the objective fell by more
                 # than the tolerance since the last center; the exact check comes later
@@ -439,7 +439,7 @@ class DSOProblem:
         by more than the tolerance (the proximal-point test); in the ADMM's tail, where the
         consensus hardly moves, the run ends on its first master instead of two."""
         self.center_value_usd = float("inf")
-        if revalue and np.isfinite(self.point_cost_usd) and self.first_stage_cost.value is not None:
+        if revalue and np.isfinite(self.point_cost_usd):  # finite only once a master was solved
             extra = 0.0 if self.extra_cost is None else float(self.extra_cost.value)
             self.center_value_usd = self.point_cost_usd + extra
 
