@@ -204,6 +204,10 @@ class RecourseSolver:
         self.highs.passModel(model)
         self._rows = np.arange(A.shape[0], dtype=np.int32)
         self._lower_ub = np.full(self.m_ub, -inf)
+        #: the row bounds HiGHS holds (None: not set yet); a solve passes only the rows that change
+        #: (within one ascent only the requirement rows do): all 9,000 rows of a T30D2 feeder cost
+        #: 0.5 ms per solve, 4.0 of the 133 s of a profiled serial case 4 run
+        self._bounds: tuple[np.ndarray, np.ndarray] | None = None
         self.solves = 0  #: warm solves that ended optimal
 
     def basis(self):
@@ -214,7 +218,14 @@ class RecourseSolver:
         """The LP at these right-hand sides, from the last basis or from ``basis`` (:meth:`basis`)."""
         h = self.highs
         r_ub, r_eq = np.asarray(r_ub, dtype=float), np.asarray(r_eq, dtype=float)
-        h.changeRowsBounds(self._rows.size, self._rows, np.r_[self._lower_ub, r_eq], np.r_[r_ub, r_eq])
+        lower, upper = np.r_[self._lower_ub, r_eq], np.r_[r_ub, r_eq]
+        if self._bounds is None:
+            rows = self._rows
+        else:
+            rows = np.flatnonzero((upper != self._bounds[1]) | (lower != self._bounds[0])).astype(np.int32)
+        if rows.size:
+            h.changeRowsBounds(rows.size, rows, lower[rows], upper[rows])
+        self._bounds = (lower, upper)
         if basis is not None:
             h.setBasis(basis)
         h.run()

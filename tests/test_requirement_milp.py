@@ -127,12 +127,16 @@ def test_ascent_reports_the_other_patterns_it_evaluated_with_their_true_values()
 def test_warm_recourse_solver_matches_cold_solves_and_names_an_infeasible_lp():
     """RecourseSolver re-solves one LP for new right-hand sides from its last basis: the same
     optimum and optimal duals as a cold linprog; an infeasible right-hand side raises as the
-    cold solve does, and the next solve is right again."""
+    cold solve does, and the next solve is right again. Every third solve keeps the last
+    inequality right-hand sides and moves only the requirement (the solver then passes HiGHS
+    only the rows that changed), and one goes back to the first right-hand sides."""
     lp, r_ub, r_eq0 = tiny_lp()
     warm = RecourseSolver(lp)
     rng = np.random.default_rng(7)
-    for _ in range(12):
-        r_ub_s = r_ub * rng.uniform(0.5, 1.5, r_ub.size)
+    r_ub_s = r_ub
+    for i in range(12):
+        if i % 3 != 2:
+            r_ub_s = r_ub if i == 10 else r_ub * rng.uniform(0.5, 1.5, r_ub.size)
         r_eq = lp.r_eq(r_eq0, rng.uniform(-1.0, 1.0, 4))
         cold, hot = solve_recourse(lp, r_ub_s, r_eq), warm.solve(r_ub_s, r_eq)
         assert hot.value_usd == pytest.approx(cold.value_usd, rel=1e-9, abs=1e-9)
