@@ -383,6 +383,47 @@ def test_the_exact_check_stops_at_the_first_violated_scenario_recent_then_closes
     assert milps == K and asked[:2] == [j, i] and sorted(asked) == list(range(K))
 
 
+def test_the_exact_check_certifies_the_objective_not_each_scenario(solved):
+    """The MILP check asks whether the worst-case expectation lies within tol of eta, not
+    whether every scenario lies within tol of its estimate (DSOProblem._certify): a scenario
+    more than tol above its estimate but weighted so that the expectation stays within tol
+    certifies; a lower estimate that puts the expectation beyond tol does not. A pattern the
+    ascent missed is found by the MILP and asked about again with the slack that is left."""
+    agent = solved[0]
+    pb = agent.problem
+    x = pb.first_stage_values()
+    budget = agent.data.uncertainty.requirement_budget_h
+    K = len(pb.scenarios_mw)
+    consts = np.array([pb.recourse.cost_constant_usd(xi) for xi in pb.scenarios_mw])
+    Q, exact = pb.exact_worst(x)
+    tol = 1.0
+    q = pb.worst_expectation(Q)[0]
+    j = int(np.argmin(np.where(q > 1e-6, q, np.inf)))  # the lightest scenario the worst distribution weighs
+    assert 0 < q[j] < 0.5
+    ascent = [pb.oracle.ascend(x, i, budget) for i in range(K)]
+    # the ascent misses scenario j's worst pattern by far: the first pass's MILP must find it
+    missed = list(ascent)
+    missed[j] = dataclasses.replace(ascent[j], value_usd=ascent[j].value_usd - 100.0)
+
+    theta = Q.copy()
+    theta[j] -= 0.5 * tol / q[j]  # more than tol below Q_j, half of tol in the expectation
+    assert Q[j] > theta[j] + tol
+    eta = pb.worst_expectation(theta)[1]
+    assert pb.worst_expectation(Q)[1] <= eta + tol
+    worst, milps, counts = pb._certify(x, budget, missed, theta, eta, tol, consts, theta + tol)
+    assert counts is not None and not counts.any()  # certified, though scenario j is above its bar
+    assert worst[j].value_usd + consts[j] == pytest.approx(Q[j], abs=1e-6)  # found by the MILP in the first pass
+    assert milps > K  # and asked again in a second pass
+
+    theta = Q - 2.0 * tol  # every scenario 2 tol below: so is the expectation
+    eta = pb.worst_expectation(theta)[1]
+    assert pb.worst_expectation(Q)[1] == pytest.approx(eta + 2.0 * tol)
+    worst, milps, counts = pb._certify(x, budget, missed, theta, eta, tol, consts, theta + tol)
+    assert counts is None and milps == 0  # the ascent's values alone exceed eta + tol: no MILP asked
+    known = np.array([w.value_usd for w in worst]) + consts
+    assert (known > theta + tol).sum() == K - 1  # the per-scenario bars then count the violations
+
+
 def test_a_run_that_stops_at_the_iteration_limit_certifies_nothing(feeder):
     """Asked to certify, a C&CG run cut short by ccg.max_iterations does not say certified
     (the TSO would otherwise stop on an unfinished proposal)."""
