@@ -385,11 +385,6 @@ class DSOProblem:
             bar = np.maximum(bar, eta + tol)
 
         def violated(ws) -> bool:
-            # the C&CG criterion is on the objective (see _certify): under dro / so the ascent's
-            # patterns count only where they put the worst-case expectation beyond eta + tol
-            if self.data.uncertainty.wind_model != "ro":
-                known = np.maximum(theta, np.array([w.value_usd for w in ws]) + consts)
-                return self.worst_expectation(known)[1] > eta + tol
             return any(w.value_usd + consts[j] > bar[j] for j, w in enumerate(ws))
 
         counts = None  # which scenarios' cuts keep the run going (None: those above their bar)
@@ -417,8 +412,6 @@ class DSOProblem:
             if not exact and self.certify:
                 worst, milps, counts = self._certify(x, budget, worst, theta, eta, tol, consts, bar)
                 solves += milps
-            elif self.data.uncertainty.wind_model != "ro":  # within tol on the objective: the run may end
-                counts = np.zeros(K, dtype=bool)
         Q = np.array([w.value_usd for w in worst]) + consts
         if counts is None:
             counts = Q > bar

@@ -436,12 +436,10 @@ def test_a_run_that_stops_at_the_iteration_limit_certifies_nothing(feeder):
     assert not out.certified and not agent.certified
 
 
-def test_a_scenario_below_its_estimate_keeps_the_run_going_only_through_the_objective(feeder):
-    """A scenario far above its own estimate theta_j is not a reason to go on while the
-    objective's estimate eta still covers the worst case within tol: under robust wind ("ro")
-    because eta >= theta_j for every j bounds each scenario, under "dro" because the test is on
-    the worst-case expectation (the C&CG criterion on the objective); its cut is still written.
-    Under "dro" with eta below the worst-case expectation by more than tol the run goes on."""
+def test_under_ro_only_scenarios_above_eta_keep_the_run_going(feeder):
+    """Robust wind ("ro"): eta >= theta_j for every j, so a scenario whose worst case stays
+    below eta + tol is not a reason to go on (its cut is still written); under "dro" the same
+    scenario is."""
     plain, _, _ = make_data(feeder)
     # the three scenarios at 1, 2 and 3 times their wind, so that their worst cases differ
     scaled = np.array([1.0, 2.0, 3.0])[:, None, None] * plain.wind_scenarios_mw
@@ -457,19 +455,15 @@ def test_a_scenario_below_its_estimate_keeps_the_run_going_only_through_the_obje
     j = int(np.argmin(Q))
     assert Q[j] > 1.0 and Q[j] < eta - 1.0  # a scenario well below the worst
     theta = np.array(pb.theta.value)
-    dro = dataclasses.replace(data.uncertainty, wind_model="dro")
-    sup_dro = worst_case_distribution(Q, pb.distances_mw, dro.radius)[1]
-    for model, eta_now, violated in (("ro", eta, False), ("dro", eta, False), ("dro", sup_dro - 10.0 * tol, True)):
+    for model, violated in (("ro", False), ("dro", True)):
         pb.data = dataclasses.replace(data, uncertainty=dataclasses.replace(data.uncertainty, wind_model=model))
         low = theta.copy()
         low[j] = 0.0  # as if scenario j had no cut yet
         pb.theta.value = low
-        pb.eta.value = eta_now
-        pb.center_value_usd = -np.inf  # no proximal step (which returns before any cut is written)
         before = pb.cuts_by_scenario()[j]
         report = pb.separate()
-        assert (report.added > 0) == violated, (model, eta_now)
-        assert pb.cuts_by_scenario()[j] > before, (model, eta_now)  # the cut is written
+        assert (report.added > 0) == violated, model
+        assert pb.cuts_by_scenario()[j] > before  # the cut is written
 
 
 def test_directions_gamma_radius_and_no_flexibility(solved, feeder):
