@@ -446,9 +446,11 @@ class DSOProblem:
 
         The C&CG's criterion is on the objective (the paper's: the worst case within 0.5 % of the
         agent's objective); asking every scenario for ``Q_j <= theta_j + tol`` is sufficient but
-        stricter. Here each scenario gets a bar ``b_j = max(theta_j, L_j) + S`` over its best known
-        value ``L_j`` (the ascent's, or a pattern found in an earlier pass), with the slack ``S``
-        that makes the bars' worst-case expectation equal ``eta + tol``. If no scenario has a
+        stricter. The first pass asks for patterns above those per-scenario bars (valid here too:
+        ``eta`` bounds the estimates' worst-case expectation, so the bars' is within ``tol``).
+        After a pattern is found, each scenario gets a bar ``b_j = max(theta_j, L_j) + S`` over its
+        best known value ``L_j`` (the ascent's, or a pattern found in an earlier pass), with the
+        slack ``S`` that makes the bars' worst-case expectation equal ``eta + tol``. If no scenario has a
         pattern above its bar, the worst-case expectation is at most ``eta + tol``: certified (a
         scenario may then lie up to about ``tol / q_j`` above its estimate, ``q_j`` its weight in
         the worst distribution). A pattern found above its bar raises that ``L_j`` and the next
@@ -466,12 +468,15 @@ class DSOProblem:
             return worst, milps, None
         worst, milps = list(worst), 0
         found = np.zeros(len(worst), dtype=bool)
-        for _ in range(CERTIFY_PASSES):
-            known = np.maximum(theta, np.array([w.value_usd for w in worst]) + consts)
-            slack = eta + tol - self.worst_expectation(known)[1]
-            if slack < 0:  # the known values alone exceed the tolerance: violations as before
-                return worst, milps, None
-            above = known + slack - consts
+        for n_pass in range(CERTIFY_PASSES):
+            if n_pass == 0:  # first the per-scenario bars theta_j + tol (valid too: eta >= sup theta)
+                above = bar - consts
+            else:
+                known = np.maximum(theta, np.array([w.value_usd for w in worst]) + consts)
+                slack = eta + tol - self.worst_expectation(known)[1]
+                if slack < 0:  # the known values alone exceed the tolerance: violations as before
+                    return worst, milps, None
+                above = known + slack - consts
             worst, n = self.oracle.certify_round(x, budget, worst, above)
             milps += n
             hit = np.array([w.value_usd > a for w, a in zip(worst, above)])
