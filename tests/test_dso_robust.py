@@ -335,18 +335,21 @@ def test_cuts_as_data_rows_reach_the_same_optimum_and_survive_a_checkpoint(feede
         dataclasses.replace(data.ccg, inexact_floor_fraction=1.0).validate("ccg")
 
 
+def certification_inputs(agent):
+    """The converged agent's problem, first stage, budget, K, scenario constants and exact worst cases."""
+    pb = agent.problem
+    x = pb.first_stage_values()
+    consts = np.array([pb.recourse.cost_constant_usd(xi) for xi in pb.scenarios_mw])
+    Q, exact = pb.exact_worst(x)
+    return pb, x, agent.data.uncertainty.requirement_budget_h, len(pb.scenarios_mw), consts, Q, exact
+
+
 def test_the_exact_check_stops_at_the_first_violated_scenario_recent_then_closest_first(solved, monkeypatch):
     """A certification round asks the scenarios' MILPs lazily, stopping at the first pattern
     above the bar, which the ascent then polishes into one at least as deep: first the
     scenarios whose MILP found a pattern most recently, then the others closest to their bar
     under the ascent. Only a round in which every MILP finds nothing (K MILPs) certifies."""
-    agent = solved[0]
-    pb = agent.problem
-    x = pb.first_stage_values()
-    budget = agent.data.uncertainty.requirement_budget_h
-    K = len(pb.scenarios_mw)
-    consts = np.array([pb.recourse.cost_constant_usd(xi) for xi in pb.scenarios_mw])
-    Q, exact = pb.exact_worst(x)
+    pb, x, budget, K, consts, Q, exact = certification_inputs(solved[0])
     ascent = [pb.oracle.ascend(x, j, budget) for j in range(K)]
     asked = []
     real = pb.oracle.certify
@@ -385,21 +388,16 @@ def test_the_exact_check_stops_at_the_first_violated_scenario_recent_then_closes
 
 def test_the_exact_check_certifies_the_objective_not_each_scenario(solved):
     """The MILP check asks whether the worst-case expectation lies within tol of eta, not
-    whether every scenario lies within tol of its estimate (DSOProblem._certify): a scenario
+    whether every scenario lies within tol of its estimate (RequirementOracle.certify_expectation): a scenario
     more than tol above its estimate but weighted so that the expectation stays within tol
     certifies; a lower estimate that puts the expectation beyond tol does not. A pattern the
     ascent missed is found by the MILP and asked about again with the slack that is left."""
-    agent = solved[0]
-    pb = agent.problem
-    x = pb.first_stage_values()
-    budget = agent.data.uncertainty.requirement_budget_h
-    K = len(pb.scenarios_mw)
-    consts = np.array([pb.recourse.cost_constant_usd(xi) for xi in pb.scenarios_mw])
-    Q, exact = pb.exact_worst(x)
+    pb, x, budget, K, consts, Q, exact = certification_inputs(solved[0])
     tol = 1.0
     q = pb.worst_expectation(Q)[0]
     j = int(np.argmin(np.where(q > 1e-6, q, np.inf)))  # the lightest scenario the worst distribution weighs
     assert 0 < q[j] < 0.5
+    expectation = lambda values: pb.worst_expectation(values)[1]  # noqa: E731
     ascent = [pb.oracle.ascend(x, i, budget) for i in range(K)]
     # the ascent misses scenario j's worst pattern by far: the first pass's MILP must find it
     missed = list(ascent)
@@ -410,7 +408,7 @@ def test_the_exact_check_certifies_the_objective_not_each_scenario(solved):
     assert Q[j] > theta[j] + tol
     eta = pb.worst_expectation(theta)[1]
     assert pb.worst_expectation(Q)[1] <= eta + tol
-    worst, milps, counts = pb._certify(x, budget, missed, theta, eta, tol, consts, theta + tol)
+    worst, milps, counts = pb.oracle.certify_expectation(x, budget, missed, theta, eta, tol, consts, expectation)
     assert counts is not None and not counts.any()  # certified, though scenario j is above its bar
     assert worst[j].value_usd + consts[j] == pytest.approx(Q[j], abs=1e-6)  # found by the MILP in the first pass
     assert milps > K  # above its per-scenario bar in the first pass, asked again in the second
@@ -418,7 +416,7 @@ def test_the_exact_check_certifies_the_objective_not_each_scenario(solved):
     theta = Q - 2.0 * tol  # every scenario 2 tol below: so is the expectation
     eta = pb.worst_expectation(theta)[1]
     assert pb.worst_expectation(Q)[1] == pytest.approx(eta + 2.0 * tol)
-    worst, milps, counts = pb._certify(x, budget, missed, theta, eta, tol, consts, theta + tol)
+    worst, milps, counts = pb.oracle.certify_expectation(x, budget, missed, theta, eta, tol, consts, expectation)
     assert counts is None  # the known values exceed eta + tol: the per-scenario bars count the violations
     known = np.array([w.value_usd for w in worst]) + consts
     assert (known > theta + tol).all()  # every scenario among them, j found by the MILP
