@@ -4,7 +4,7 @@
     python run_cases.py t30d2 --cases 1-7                 # cases 1..7, tables as CSV and Markdown
     python run_cases.py t30d2 --sweep radius              # TSO/DSO radius 5/0.5, 10/1, 15/1.5 (Table 9)
     python run_cases.py t30d2 --sweep penetration         # wind penetration 30-70 %, TSO farms scaled (Figure 9)
-    python run_cases.py t30d2 --sweep rho                 # fixed rho 0.5/15/20/100 vs adaptive (Table 8)
+    python run_cases.py t30d2 --sweep rho                 # fixed rho 0.5/15/20/100 (Table 8) and 250 (t30d2 default) vs adaptive
 
 A sweep over ADMM settings only (rho) solves the centralized model once and reuses it at every point.
 
@@ -28,7 +28,7 @@ SWEEPS = {
     "radius": ("radius (TSO/DSO)", [{"radius_tso": 5.0, "radius_dso": 0.5}, {"radius_tso": 10.0, "radius_dso": 1.0},
                                     {"radius_tso": 15.0, "radius_dso": 1.5}]),
     "penetration": ("wind penetration", [{"wind_penetration": v, "wind_scaling": "transmission"} for v in (0.3, 0.4, 0.5, 0.6, 0.7)]),
-    "rho": ("penalty", [{"rho_usd_per_mw2h": r, "adaptive": False} for r in (0.5, 15.0, 20.0, 100.0)] + [{"adaptive": True}]),
+    "rho": ("penalty", [{"rho_usd_per_mw2h": r, "adaptive": False} for r in (0.5, 15.0, 20.0, 100.0, 250.0)] + [{"adaptive": True}]),
 }
 SWEEP_KEYS = ["total_cost", "wind_curtailment_worst_mw", "load_shedding_worst_mw", "boundary_violation_worst_mw"]
 

@@ -40,7 +40,7 @@ def test_settings_reach_the_scenario():
     # the robust cases' ADMM defaults, and the overrides of the new fields
     default = robust_session.prepare("4", 0, None, "t30d2").admm
     assert default.momentum and default.relaxation == 1.0 and not default.adaptive
-    assert default.rho_usd_per_mw2h == 100.0 and not default.rho_per_value and default.cost_tol_rel == 1e-3
+    assert default.rho_usd_per_mw2h == 250.0 and not default.rho_per_value and default.cost_tol_rel == 1e-3
     larger = robust_session.prepare("4", 0, None, "t118d10").admm  # measured with the older rule
     assert larger.adaptive and larger.relaxation == 1.6 and not larger.momentum and larger.rho_usd_per_mw2h == 20.0
     assert default.dual_test_mw and larger.dual_test_mw  # the paper's criterion: both residuals in MW

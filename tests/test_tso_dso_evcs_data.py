@@ -69,8 +69,8 @@ def test_built_case_equals_with_case(t30d2):
     assert rs7.tso.uncertainty == via.tso.uncertainty
     assert [d.uncertainty for d in rs7.dsos] == [d.uncertainty for d in via.dsos]
     np.testing.assert_array_equal(rs7.dsos[1].wind_scenarios_mw, via.dsos[1].wind_scenarios_mw)
-    # ROBUST_ADMM's t30d2 entry: fast ADMM at a fixed rho of 100
-    assert rs7.admm.rho_usd_per_mw2h == 100.0 and not rs7.admm.adaptive and rs7.admm.momentum
+    # ROBUST_ADMM's t30d2 entry: fast ADMM at a fixed rho of 250
+    assert rs7.admm.rho_usd_per_mw2h == 250.0 and not rs7.admm.adaptive and rs7.admm.momentum
 
 
 def test_unknown_case_lists_cases(t30d2):
