@@ -152,8 +152,8 @@ PAPER_ADMM_TOL = {"eps_abs": 0.01, "eps_rel": 1e-3}
 ROBUST_RELAXATION = 1.6
 #: ADMM of the robust cases by scenario, over the scenario's own ADMMSettings (docs/tso_dso_evcs.md,
 #: sixteenth-session status). t30d2: fast ADMM (momentum with restart, no over-relaxation) at a
-#: fixed rho (at 100 in the sixteenth session: 24 iterations on case 4, against 64 with the adaptive rule from 15 and
-#: relaxation 1.6 (28 at a fixed 60 with momentum; 50 at a fixed 60 without)). t118d10 keeps the
+#: fixed rho. At 100 (sixteenth session) it took 24 iterations on case 4, against 64 with the
+#: adaptive rule from 15 and relaxation 1.6, 28 at a fixed 60 with momentum and 50 without. t118d10 keeps the
 #: rule its cases were measured with (adaptive from 20, relaxation 1.6) until the new one is
 #: measured there. Both test the dual residual in MW against the primal tolerance
 #: (``dual_test_mw``), as the paper's criterion does (section 5.3: the larger of the two residuals
