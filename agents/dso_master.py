@@ -21,7 +21,7 @@ The DSO's problem (:class:`DSOProblem`, a :class:`agents.ccg.RobustProblem`)::
 
 with the requirement set ``F = {f_t = Rup_t a_up_t - Rdn_t a_dn_t : a binary,
 a_up + a_dn <= 1, sum(a_up + a_dn) <= Gamma}`` and the recourse ``Q`` of
-:mod:`agents.dso_recourse`. The master keeps, per wind scenario j: ``AGGREGATE_SLOTS``
+:mod:`agents.dso_recourse`. The master keeps, per wind scenario j: ``ccg.aggregate_slots``
 patterns each with a network-free copy of the recourse (:func:`aggregate_recourse`, a
 relaxation) whose cost bounds ``theta_j`` from below; optionally ``requirement_slots``
 patterns with a full recourse copy; dual cuts (below); and the Wasserstein ball's exact
@@ -84,11 +84,6 @@ MASTER_SOLVER_OPTIONS = {**DEFAULT_SOLVER_OPTIONS, "iterative_refinement_enable"
 BENDERS_SLOTS = 96
 #: Proximal weights use at least this capacity (MW), so hours without declarations keep a strictly convex term.
 PROX_FLOOR_MW = 0.01
-#: Aggregated (one-bus) recourse columns per scenario; unused ones hold the zero requirement.
-#: They are almost the whole master (40 of them on a K = 5 feeder: 24,960 of 25,140 variables);
-#: 2 (8 until the eighth session) ran T30D2 case 4 in 1,015 s against 1,626 s, with as many
-#: master solves, once EXTRA_BENDERS_CUTS gave each separation more dual cuts (docs/tso_dso_evcs.md).
-AGGREGATE_SLOTS = 2
 #: Dual cuts per violated scenario and separation beyond the worst pattern's, from the other
 #: patterns the ascent evaluated above the estimate (more cuts per master solve, fewer rounds).
 EXTRA_BENDERS_CUTS = 3
@@ -200,11 +195,11 @@ class DSOProblem:
         else:
             self.cut_rows = CutRows(cp.Variable(nx + K, name=f"dso_cut_vars_{data.name}"))
             cons += [self.cut_rows.variable[:nx] == xvec, self.cut_rows.variable[nx:] == self.theta]
-        # network-free columns (agents.dso_recourse.aggregate_recourse): per scenario AGGREGATE_SLOTS
+        # network-free columns (agents.dso_recourse.aggregate_recourse): per scenario ccg.aggregate_slots
         # patterns, each a relaxation of the recourse without branch and voltage rows that bounds
         # theta_j from below; they give the master the stations' hour-by-hour energy limits exactly
         totals = {"p_mw": p, "u_mw": u, "d_mw": d}
-        A = AGGREGATE_SLOTS if self.requirements_possible else 1
+        A = data.ccg.aggregate_slots if self.requirements_possible else 1
         self.g_up = [[cp.Parameter(T, name=f"g_up_{j}_{m}", value=np.zeros(T)) for m in range(A)] for j in range(K)]
         self.g_dn = [[cp.Parameter(T, name=f"g_dn_{j}_{m}", value=np.zeros(T)) for m in range(A)] for j in range(K)]
         self.g_used = [0] * K
@@ -311,7 +306,7 @@ class DSOProblem:
         return self._write_column(self.a_up[j], self.a_dn[j], self.req_used, j, self.copy_cost[j], a_up, a_dn)
 
     def _write_aggregate(self, j: int, a_up: np.ndarray, a_dn: np.ndarray) -> bool:
-        """Network-free columns (``AGGREGATE_SLOTS``)."""
+        """Network-free columns (``ccg.aggregate_slots``)."""
         return self._write_column(self.g_up[j], self.g_dn[j], self.g_used, j, self.g_cost[j], a_up, a_dn)
 
     def _write_benders(self, j: int, w, xi: np.ndarray) -> None:

@@ -99,6 +99,13 @@ class CCGSettings:
     #: in 0.4 s against 10.8 s, and its empty master solves in 0.15 s against 0.3 s (the Parameter pool's
     #: unused rows are structurally dense); docs/tso_dso_evcs.md, seventeenth-session status
     cut_pool: str = "rows"
+    #: DSO: network-free recourse columns per wind scenario in the master (agents.dso_master,
+    #: ``aggregate_recourse``), each a relaxation at one requirement pattern; unused ones hold the
+    #: zero requirement, and a new pattern takes a free column, else overwrites the one with the
+    #: lowest cost at the current point. They are almost the whole master (10 columns: 6,240 of a
+    #: T30D2 feeder's 6,420 variables), so 1 halves it; 8 until the eighth session (1,626 s against
+    #: 1,015 s at 2 on T30D2 case 4 then); docs/tso_dso_evcs.md, eighth and twenty-sixth-session status
+    aggregate_slots: int = 2
     inexact_fraction: float = 0.0  #: DSO in ADMM: f > 0 also caps the C&CG tolerance at rho/2 (f d)^2 $, d (MW) the 2-norm distance of its last proposal from the new consensus, so the solve's error shrinks with the ADMM residual (inexact ADMM); 0 (default, not shown to help on T30D2 case 4): the tolerances above alone
 
     def validate(self, where: str) -> None:
@@ -108,6 +115,7 @@ class CCGSettings:
             and self.max_iterations >= 1
             and self.distribution_slots >= 1
             and self.requirement_slots >= 0
+            and self.aggregate_slots >= 1
             and self.ball in ("dual", "cuts")
             and self.recourse in ("copies", "benders")
             and self.prox_weight_usd > 0
@@ -120,7 +128,7 @@ class CCGSettings:
         if not ok:
             raise ValueError(
                 f"{where}: tol_abs_usd > 0, tol_rel >= 0, max_iterations >= 1, distribution_slots >= 1, "
-                f"requirement_slots >= 0, ball 'dual' or 'cuts', recourse 'copies' or 'benders', prox_weight_usd > 0, prox_move_tol > 0, certify_within_mw >= 0, inexact_fraction >= 0, 0 <= inexact_floor_fraction < 1 and cut_pool in {CUT_POOLS} are required, got {self!r}"
+                f"requirement_slots >= 0, aggregate_slots >= 1, ball 'dual' or 'cuts', recourse 'copies' or 'benders', prox_weight_usd > 0, prox_move_tol > 0, certify_within_mw >= 0, inexact_fraction >= 0, 0 <= inexact_floor_fraction < 1 and cut_pool in {CUT_POOLS} are required, got {self!r}"
             )
 
 

@@ -41,8 +41,9 @@ evcs_offer_cost_usd_per_mw_h    3         the stations' cost of holding 1 MW up 
 ccg                             None      C&CG settings of every agent; None = the scenario's own
                                           (ROBUST_CCG): the paper's C&CG criterion, 0.5 % of the
                                           agent's objective (``tol_rel``), and on t30d2 the DSOs'
-                                          inexact floor g = 0.2 (``inexact_floor_fraction``); the
-                                          other fields as in CCGSettings
+                                          inexact floor g = 0.2 (``inexact_floor_fraction``) and one
+                                          network-free column per wind scenario
+                                          (``aggregate_slots``); the other fields as in CCGSettings
 tso_recourse                    None      the TSO master's recourse: "copies" (every wind scenario's
                                           re-dispatch in the master, exact in one solve) or
                                           "benders" (hourly Benders cuts per scenario from warm
@@ -172,13 +173,16 @@ ROBUST_ADMM: dict[str, dict] = {
 #: paper's C&CG criterion. t30d2 also lets a DSO's C&CG stop early far from the consensus
 #: (inexact_floor_fraction g = 0.2): case 4 took 214.6 s against 242.5 s serially in a concurrent
 #: pair (27 against 26 iterations) and cases 5-7 kept their gaps and directions
-#: (docs/tso_dso_evcs.md, seventeenth-session status). t118d10 keeps g = 0 until it is measured there,
+#: (docs/tso_dso_evcs.md, seventeenth-session status). t30d2's DSO masters hold one network-free
+#: column per wind scenario (aggregate_slots 1, two before): the master is half the size, and case 4
+#: took 106.7 against 131.4 s serially in a side-by-side pair, with as many ADMM iterations
+#: (twenty-sixth-session status). t118d10 keeps g = 0 and two columns until they are measured there,
 #: and allows 80 masters per C&CG run: in case 4's first certification round D4 needed 45 and D3
 #: 34 (D4 stopped unfinished at 30, and the ADMM ran a second round; nineteenth-session status),
 #: and with the dual test in MW D2 needed about 70 (at 60 it stopped unfinished, and a second
 #: certification round took 131-133 s; twenty-second-session status).
 ROBUST_CCG: dict[str, CCGSettings] = {
-    "t30d2": CCGSettings(tol_rel=PAPER_CCG_TOL_REL, inexact_floor_fraction=0.2),
+    "t30d2": CCGSettings(tol_rel=PAPER_CCG_TOL_REL, inexact_floor_fraction=0.2, aggregate_slots=1),
     "t118d10": CCGSettings(tol_rel=PAPER_CCG_TOL_REL, max_iterations=80),
 }
 #: Cost criterion of the robust cases' ADMM (ADMMSettings.cost_tol_rel): stop only when the

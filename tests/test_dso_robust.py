@@ -335,6 +335,29 @@ def test_cuts_as_data_rows_reach_the_same_optimum_and_survive_a_checkpoint(feede
         dataclasses.replace(data.ccg, inexact_floor_fraction=1.0).validate("ccg")
 
 
+def test_one_network_free_column_per_scenario_reaches_the_same_optimum(feeder):
+    """ccg.aggregate_slots sets the network-free recourse columns per wind scenario: with one
+    (t30d2's default) the master is smaller, each new pattern overwrites the scenario's
+    column, and the certified C&CG ends at the objective of two columns within the tolerance."""
+    data, base, decl = make_data(feeder)
+    out = {}
+    for slots in (1, 2):
+        agent = DSORobustAgent(dataclasses.replace(data, ccg=dataclasses.replace(data.ccg, aggregate_slots=slots)))
+        proposal = agent.collect_baselines(base)
+        agent.receive_declarations(decl)
+        pb = agent.problem
+        assert {len(row) for row in pb.g_up} == {slots} and {len(row) for row in pb.g_dn} == {slots}
+        agent.solve_local((dataclasses.replace(reserve_update(proposal.p_mw, 1), certify=True),))
+        assert agent.last_ccg.converged and agent.certified and agent.model.builds == 1
+        assert max(pb.g_used) == slots  # a pattern reached every slot of some scenario
+        out[slots] = (pb.master_size()["variables"], float(agent.model.problem.value), float(pb.cost.value))
+    assert out[1][0] < out[2][0]
+    tol = max(data.ccg.tol_abs_usd, data.ccg.tol_rel * abs(out[2][2]))
+    assert out[1][1] == pytest.approx(out[2][1], abs=2 * tol)
+    with pytest.raises(ValueError, match="aggregate_slots >= 1"):
+        dataclasses.replace(data.ccg, aggregate_slots=0).validate("ccg")
+
+
 def certification_inputs(agent):
     """The converged agent's problem, first stage, budget, K, scenario constants and exact worst cases."""
     pb = agent.problem

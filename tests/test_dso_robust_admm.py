@@ -99,7 +99,7 @@ def test_inexact_admm_caps_the_ccg_tolerance_by_the_distance_to_the_consensus(fe
     last proposal from the consensus it was sent: with a loose relative tolerance (10 %) the
     proposal then lies within f d of the exact (tolerance 1e-9) answer and closer to it than
     without the cap, whose error does not shrink with d (how much closer depends on the path
-    the C&CG takes: 0.053 against 0.076 MW with AGGREGATE_SLOTS = 2)."""
+    the C&CG takes: 0.053 against 0.076 MW with ccg.aggregate_slots = 2)."""
     data, base, decl = make_data(feeder)
     rho, f = 15.0, 0.25
 
