@@ -222,8 +222,13 @@ def _solve(scn: RobustScenario, memory_bytes: int | None, progress: Callable[[st
         solver=FORMS[form],
         extra_rows=tuple(extra_rows),
     )
-    run = solve_with_cuts(model, problems, max(d.ccg.max_iterations for d in [scn.tso, *scn.dsos]) * 4, progress,
-                          stop_gap_rel=scn.settings.centralized_gap_tol_rel)
+    limit = scn.settings.centralized_max_masters
+    if limit is None:
+        limit = max(d.ccg.max_iterations for d in [scn.tso, *scn.dsos]) * 4
+    run = solve_with_cuts(model, problems, int(limit), progress, stop_gap_rel=scn.settings.centralized_gap_tol_rel)
+    if not run.converged and progress is not None:
+        progress(f"stopped unconverged at the limit of {int(limit)} master solves (summed gap {run.gap_usd:,.2f} $); "
+                 "the lower bound below still bounds the optimum")
     costs = {scn.tso.name: float(tso.cost.value)}
     costs.update({d.name: float(d.problem.cost.value) for d in dsos})
     outcomes = {scn.tso.name: _outcome(tso)}

@@ -340,6 +340,8 @@ def _centralized_line(c: dict) -> str:
     line = f"${c['objective']:,.2f}, gap {100 * c['gap_rel']:+.4f} % ({c.get('form', 'conic')} form"
     if c.get("stopped_by"):
         line += f", stopped by {c['stopped_by']}"
+    elif c.get("converged") is False:
+        line += f", not converged: stopped at its limit of {c['master_solves']} master solves"
     line += ")"
     if c.get("lower_bound") is not None:
         line += f"; lower bound ${c['lower_bound']:,.2f}, so the gap is at most {100 * c['gap_rel_bound']:.4f} %"

@@ -59,6 +59,11 @@ centralized_gap_tol_rel         1e-5      the centralized C&CG also stops when t
                                           only the agents' own tolerances, which kept T118D10's
                                           run adding cuts over a 16 $ gap on 2.2 M$); a lower
                                           bound is solved after the stop either way
+centralized_max_masters         None      master solves of the centralized C&CG before it stops
+                                          unconverged (None: 4 x the agents' largest
+                                          ``ccg.max_iterations``); its lower bound is still
+                                          solved, so a reference that stalls (T118D10 case 5)
+                                          still bounds the distributed plan's gap
 seed                            0         one seed for everything (profiles, wind, sessions)
 ==============================  ========  ==================================================
 
@@ -260,6 +265,7 @@ class RobustSettings:
     tso_recourse: str | None = None  #: the TSO master's recourse: "copies", "benders" (agents/tso_benders.py) or None = "benders" above TSO_COPIES_MAX_BUSES buses, else "copies"
     centralized_form: str | None = None  #: the centralized reference's form: "conic", "lp" (tangent cuts, HiGHS) or None = "lp" above TSO_COPIES_MAX_BUSES buses, else "conic"
     centralized_gap_tol_rel: float = 1e-5  #: the centralized C&CG's joint stop: summed gap <= this share of the objective (0: the agents' tolerances only)
+    centralized_max_masters: int | None = None  #: the centralized C&CG's master limit; None = 4 x the agents' largest ccg.max_iterations
     seed: int = 0  #: seed of the deterministic profiles, wind scenarios and EV sessions
 
     def validate(self, horizon_h: int) -> None:
@@ -317,6 +323,10 @@ class RobustSettings:
             raise bad("centralized_form", f"choose one of {', '.join(map(repr, CENTRALIZED_FORMS))}, or None for the default by grid size")
         if not finite(self.centralized_gap_tol_rel) or not 0 <= self.centralized_gap_tol_rel < 1:
             raise bad("centralized_gap_tol_rel", "give a share of the objective in [0, 1), e.g. 1e-5 (0: the agents' own tolerances only)")
+        if self.centralized_max_masters is not None and (not whole(self.centralized_max_masters)
+                                                          or self.centralized_max_masters < 1):
+            raise bad("centralized_max_masters", "give a whole number of master solves >= 1, or None for 4 x the agents' "
+                      "largest ccg.max_iterations")
         if self.ccg is None:
             return
         if not isinstance(self.ccg, CCGSettings):

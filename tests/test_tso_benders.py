@@ -199,15 +199,17 @@ def test_the_centralized_lp_form_reaches_the_conic_optimum():
         rc.solve_robust_centralized(scn, form="qp")
 
 
-def test_the_centralized_joint_gap_stops_early_with_a_valid_lower_bound():
+def test_the_centralized_joint_gap_or_master_limit_stops_early_with_a_valid_lower_bound():
     """``centralized_gap_tol_rel``: the joint C&CG stops once the summed gap is within that share
-    of the objective, in fewer masters than the agents' own tolerances take; its lower bound
+    of the objective, in fewer masters than the agents' own tolerances take (and
+    ``centralized_max_masters`` stops it unconverged, with a progress line and the summary
+    naming the limit; a limit below 1 or not whole is refused); its lower bound
     (the master re-solved without the DSOs' proximal stabilizers) stays below the optimum that
     the full run reaches, and the full run's bound meets its objective (with the stabilizers
     left on, the "bound" would sit their offset, about 10 $, lower). A negative tolerance is
     refused."""
     import coordination.robust_centralized as rc
-    from coordination.robust_session import prepare
+    from coordination.robust_session import _centralized_line, prepare
     from scenarios import ScenarioError
 
     small = {"n_wind_scenarios_tso": 3, "n_wind_scenarios_dso": 2}
@@ -225,6 +227,23 @@ def test_the_centralized_joint_gap_stops_early_with_a_valid_lower_bound():
     assert lines[-1].startswith("lower bound (stabilizers off)")
     with pytest.raises(ScenarioError, match="centralized_gap_tol_rel"):
         prepare("4", 0, None, "t30d2", {"centralized_gap_tol_rel": -1e-5})
+    # centralized_max_masters: stopped unconverged after that many masters (as a reference that
+    # stalls, T118D10 case 5, is stopped), it says so and still bounds the optimum from below
+    assert full.master_solves > 2
+    lines = []
+    capped = rc.solve_robust_centralized(
+        prepare("4", 0, None, "t30d2", {**small, "centralized_gap_tol_rel": 0.0, "centralized_max_masters": 2}),
+        progress=lines.append)
+    assert not capped.converged and capped.master_solves == 2 and capped.stopped_by == ""
+    assert any(line.startswith("stopped unconverged at the limit of 2 master solves") for line in lines)
+    assert lines[-1].startswith("lower bound (stabilizers off)")
+    assert capped.lower_bound_usd <= full.objective_usd * (1 + 1e-9)
+    summary = {"objective": capped.objective_usd, "gap_rel": 0.0, "form": capped.form, "stopped_by": capped.stopped_by,
+               "converged": capped.converged, "master_solves": capped.master_solves, "lower_bound": None}
+    assert "not converged: stopped at its limit of 2 master solves" in _centralized_line(summary)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ScenarioError, match="centralized_max_masters"):
+            prepare("4", 0, None, "t30d2", {"centralized_max_masters": bad})
 
 
 def test_a_conic_centralized_solve_that_stalls_is_repeated_in_the_lp_form(monkeypatch):
