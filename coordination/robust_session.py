@@ -345,6 +345,8 @@ def _centralized_line(c: dict) -> str:
     line += ")"
     if c.get("lower_bound") is not None:
         line += f"; lower bound ${c['lower_bound']:,.2f}, so the gap is at most {100 * c['gap_rel_bound']:.4f} %"
+        if c["gap_rel_bound"] < 0:  # no plan costs less than the bound: the copies still differ
+            line += " (the total lies below the bound because the TSO's and DSOs' copies still differ; add the copies' disagreement)"
     return line
 
 

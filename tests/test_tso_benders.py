@@ -241,6 +241,9 @@ def test_the_centralized_joint_gap_or_master_limit_stops_early_with_a_valid_lowe
     summary = {"objective": capped.objective_usd, "gap_rel": 0.0, "form": capped.form, "stopped_by": capped.stopped_by,
                "converged": capped.converged, "master_solves": capped.master_solves, "lower_bound": None}
     assert "not converged: stopped at its limit of 2 master solves" in _centralized_line(summary)
+    # a total below the bound (T118D10 case 5: -0.011 %) is the copies' mismatch, and the line says so
+    assert "copies still differ" in _centralized_line({**summary, "lower_bound": 100.0, "gap_rel_bound": -1e-4})
+    assert "copies still differ" not in _centralized_line({**summary, "lower_bound": 100.0, "gap_rel_bound": 1e-4})
     for bad in (0, 2.5, True):
         with pytest.raises(ScenarioError, match="centralized_max_masters"):
             prepare("4", 0, None, "t30d2", {"centralized_max_masters": bad})
