@@ -181,7 +181,8 @@ ROBUST_ADMM: dict[str, dict] = {
 #: (docs/tso_dso_evcs.md, seventeenth-session status). t30d2's DSO masters hold one network-free
 #: column per wind scenario (aggregate_slots 1, two before): the master is half the size, and case 4
 #: took 106.7 against 131.4 s serially in a side-by-side pair, with as many ADMM iterations
-#: (twenty-sixth-session status). t118d10 keeps g = 0 and two columns until they are measured there,
+#: (twenty-sixth-session status). t118d10 keeps two columns (one took 1,186.8 against 1,260.9 s on
+#: its case 4 in a loaded serial pair, the certification round slower) and g = 0 until it is measured there,
 #: and allows 80 masters per C&CG run: in case 4's first certification round D4 needed 45 and D3
 #: 34 (D4 stopped unfinished at 30, and the ADMM ran a second round; nineteenth-session status),
 #: and with the dual test in MW D2 needed about 70 (at 60 it stopped unfinished, and a second
