@@ -109,27 +109,27 @@ class CCGSettings:
     inexact_fraction: float = 0.0  #: DSO in ADMM: f > 0 also caps the C&CG tolerance at rho/2 (f d)^2 $, d (MW) the 2-norm distance of its last proposal from the new consensus, so the solve's error shrinks with the ADMM residual (inexact ADMM); 0 (default, not shown to help on T30D2 case 4): the tolerances above alone
 
     def validate(self, where: str) -> None:
-        ok = (
-            self.tol_abs_usd > 0
-            and self.tol_rel >= 0
-            and self.max_iterations >= 1
-            and self.distribution_slots >= 1
-            and self.requirement_slots >= 0
-            and self.aggregate_slots >= 1
-            and self.ball in ("dual", "cuts")
-            and self.recourse in ("copies", "benders")
-            and self.prox_weight_usd > 0
-            and self.prox_move_tol > 0
-            and self.certify_within_mw >= 0
-            and self.inexact_fraction >= 0
-            and 0 <= self.inexact_floor_fraction < 1
-            and self.cut_pool in CUT_POOLS
+        """Raise ValueError at the first field out of range, naming it, its value and the rule."""
+        rules = (
+            ("tol_abs_usd", "tol_abs_usd > 0", lambda v: v > 0),
+            ("tol_rel", "tol_rel >= 0", lambda v: v >= 0),
+            ("max_iterations", "max_iterations >= 1", lambda v: v >= 1),
+            ("distribution_slots", "distribution_slots >= 1", lambda v: v >= 1),
+            ("requirement_slots", "requirement_slots >= 0", lambda v: v >= 0),
+            ("aggregate_slots", "aggregate_slots >= 1", lambda v: v >= 1),
+            ("ball", "ball 'dual' or 'cuts'", lambda v: v in ("dual", "cuts")),
+            ("recourse", "recourse 'copies' or 'benders'", lambda v: v in ("copies", "benders")),
+            ("prox_weight_usd", "prox_weight_usd > 0", lambda v: v > 0),
+            ("prox_move_tol", "prox_move_tol > 0", lambda v: v > 0),
+            ("certify_within_mw", "certify_within_mw >= 0", lambda v: v >= 0),
+            ("inexact_fraction", "inexact_fraction >= 0", lambda v: v >= 0),
+            ("inexact_floor_fraction", "0 <= inexact_floor_fraction < 1", lambda v: 0 <= v < 1),
+            ("cut_pool", f"cut_pool in {CUT_POOLS}", lambda v: v in CUT_POOLS),
         )
-        if not ok:
-            raise ValueError(
-                f"{where}: tol_abs_usd > 0, tol_rel >= 0, max_iterations >= 1, distribution_slots >= 1, "
-                f"requirement_slots >= 0, aggregate_slots >= 1, ball 'dual' or 'cuts', recourse 'copies' or 'benders', prox_weight_usd > 0, prox_move_tol > 0, certify_within_mw >= 0, inexact_fraction >= 0, 0 <= inexact_floor_fraction < 1 and cut_pool in {CUT_POOLS} are required, got {self!r}"
-            )
+        for name, rule, holds in rules:
+            value = getattr(self, name)
+            if not holds(value):
+                raise ValueError(f"{where}.{name} = {value!r}: {rule} is required")
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def _ccg_overridden(ccg: CCGSettings, over: dict) -> CCGSettings:
                                 f" (default {getattr(ccg, key)!r})")
     out = replace(ccg, **{k: float(v) if type(getattr(ccg, k)) is float else v for k, v in over.items()})
     try:
-        out.validate(f"--set {CCG_PREFIX}{'/'.join(over)}")
+        out.validate(f"--set {CCG_PREFIX.rstrip('.')}")  # the message names the field: --set ccg.FIELD = VALUE
     except ValueError as exc:
         raise ScenarioError(str(exc)) from None
     return out
