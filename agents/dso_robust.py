@@ -171,7 +171,10 @@ class DSORobustAgent:
                 self.problem.tol_cap_usd = 0.5 * rho * (ccg.inexact_fraction * d) ** 2
             if ccg.inexact_floor_fraction > 0 and not self.problem.certify:
                 self.problem.tol_floor_usd = 0.5 * rho * (ccg.inexact_floor_fraction * d) ** 2
-        run = solve_with_cuts(self.model, [self.problem], ccg.max_iterations)
+        limit = ccg.max_iterations
+        if consensus is not None and not self.problem.certify and ccg.uncertified_max_iterations > 0:
+            limit = min(limit, ccg.uncertified_max_iterations)
+        run = solve_with_cuts(self.model, [self.problem], limit)
         if not self.problem.certify and np.abs(self._proposal() - consensus).max() <= ccg.certify_within_mw:
             self.problem.certify, self.problem.tol_floor_usd = True, 0.0
             run = run.then(solve_with_cuts(self.model, [self.problem], ccg.max_iterations))

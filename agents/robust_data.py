@@ -102,10 +102,15 @@ class CCGSettings:
     #: DSO: network-free recourse columns per wind scenario in the master (agents.dso_master,
     #: ``aggregate_recourse``), each a relaxation at one requirement pattern; unused ones hold the
     #: zero requirement, and a new pattern takes a free column, else overwrites the one with the
-    #: lowest cost at the current point. They are almost the whole master (10 columns: 6,240 of a
-    #: T30D2 feeder's 6,420 variables), so 1 halves it; 8 until the eighth session (1,626 s against
+    #: lowest cost at the current point. They are almost the whole master (10 columns: 3,600 of a
+    #: T30D2 feeder's 3,780 variables; 6,240 of 6,420 until the twenty-seventh session, when the
+    #: hourly station adjustment stopped being a variable), so 1 halves it; 8 until the eighth session (1,626 s against
     #: 1,015 s at 2 on T30D2 case 4 then); docs/tso_dso_evcs.md, eighth and twenty-sixth-session status
     aggregate_slots: int = 2
+    #: DSO in ADMM: master solves per C&CG run in a round the TSO did not ask to certify (0:
+    #: max_iterations). A run stopped there proposes its master's first stage, whose estimate of
+    #: the worst case may still be low; its cuts stay, and the certified round runs to max_iterations
+    uncertified_max_iterations: int = 0
     inexact_fraction: float = 0.0  #: DSO in ADMM: f > 0 also caps the C&CG tolerance at rho/2 (f d)^2 $, d (MW) the 2-norm distance of its last proposal from the new consensus, so the solve's error shrinks with the ADMM residual (inexact ADMM); 0 (default, not shown to help on T30D2 case 4): the tolerances above alone
 
     def validate(self, where: str) -> None:
@@ -114,6 +119,7 @@ class CCGSettings:
             ("tol_abs_usd", "tol_abs_usd > 0", lambda v: v > 0),
             ("tol_rel", "tol_rel >= 0", lambda v: v >= 0),
             ("max_iterations", "max_iterations >= 1", lambda v: v >= 1),
+            ("uncertified_max_iterations", "uncertified_max_iterations >= 0", lambda v: v >= 0),
             ("distribution_slots", "distribution_slots >= 1", lambda v: v >= 1),
             ("requirement_slots", "requirement_slots >= 0", lambda v: v >= 0),
             ("aggregate_slots", "aggregate_slots >= 1", lambda v: v >= 1),

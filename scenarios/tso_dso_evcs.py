@@ -43,7 +43,10 @@ ccg                             None      C&CG settings of every agent; None = t
                                           agent's objective (``tol_rel``), and on t30d2 the DSOs'
                                           inexact floor g = 0.2 (``inexact_floor_fraction``) and one
                                           network-free column per wind scenario
-                                          (``aggregate_slots``); the other fields as in CCGSettings
+                                          (``aggregate_slots``), on t118d10 at most 5 masters per
+                                          C&CG run in an uncertified ADMM round
+                                          (``uncertified_max_iterations``); the other fields as
+                                          in CCGSettings
 tso_recourse                    None      the TSO master's recourse: "copies" (every wind scenario's
                                           re-dispatch in the master, exact in one solve) or
                                           "benders" (hourly Benders cuts per scenario from warm
@@ -182,14 +185,17 @@ ROBUST_ADMM: dict[str, dict] = {
 #: column per wind scenario (aggregate_slots 1, two before): the master is half the size, and case 4
 #: took 106.7 against 131.4 s serially in a side-by-side pair, with as many ADMM iterations
 #: (twenty-sixth-session status). t118d10 keeps two columns (one took 1,186.8 against 1,260.9 s on
-#: its case 4 in a loaded serial pair, the certification round slower) and g = 0 until it is measured there,
-#: and allows 80 masters per C&CG run: in case 4's first certification round D4 needed 45 and D3
+#: its case 4 in a loaded serial pair, the certification round slower) and g = 0 (g = 0.2 took
+#: the same ADMM path there, no faster; twenty-fourth-session status), and allows 80 masters per C&CG run: in case 4's first certification round D4 needed 45 and D3
 #: 34 (D4 stopped unfinished at 30, and the ADMM ran a second round; nineteenth-session status),
 #: and with the dual test in MW D2 needed about 70 (at 60 it stopped unfinished, and a second
-#: certification round took 131-133 s; twenty-second-session status).
+#: certification round took 131-133 s; twenty-second-session status). t118d10's DSOs stop an
+#: uncertified ADMM round's C&CG after 5 masters (uncertified_max_iterations): case 4 took 680.0
+#: against 740.1 s at 10 and 793.9 s uncapped (single serial runs, the ADMM path unchanged; at 2,
+#: 660.0 s, but the certification round grew to 437.6 s and the path moved); twenty-seventh-session status.
 ROBUST_CCG: dict[str, CCGSettings] = {
     "t30d2": CCGSettings(tol_rel=PAPER_CCG_TOL_REL, inexact_floor_fraction=0.2, aggregate_slots=1),
-    "t118d10": CCGSettings(tol_rel=PAPER_CCG_TOL_REL, max_iterations=80),
+    "t118d10": CCGSettings(tol_rel=PAPER_CCG_TOL_REL, max_iterations=80, uncertified_max_iterations=5),
 }
 #: Cost criterion of the robust cases' ADMM (ADMMSettings.cost_tol_rel): stop only when the
 #: copies' price-weighted disagreement is within 0.1 % of the TSO's cost (the issue's aim for

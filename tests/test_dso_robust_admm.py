@@ -153,6 +153,39 @@ def test_inexact_admm_floor_loosens_the_ccg_tolerance_far_from_the_consensus(fee
     np.testing.assert_allclose(certified, exact, atol=1e-4)
 
 
+def test_uncertified_rounds_stop_at_their_master_limit_and_a_certified_round_does_not(feeder):
+    """ccg.uncertified_max_iterations caps the masters of a C&CG run inside ADMM that the TSO did
+    not ask to certify: the run stops there unconverged (its cuts kept), and a certified run from
+    the same state still converges, to the optimum of an uncapped certified run."""
+    data, base, decl = make_data(feeder)
+    rho = 15.0
+
+    def run(cap, certify):
+        agent, proposal = ready_agent(dataclasses.replace(data, ccg=dataclasses.replace(data.ccg, uncertified_max_iterations=cap)),
+                                      base, decl)
+        z = agent.last_proposal.copy()
+        z[0] += 0.5
+        update = ReserveUpdate("tso", "dso1", 1, z[0], z[1], z[2], np.zeros(T), np.full(T, -20.5), np.full(T, -5.2),
+                               rho, np.full((3, T), rho), certify)
+        out = agent.solve_local((update,))
+        return agent, update, np.stack([out.p_mw, out.up_mw, out.dn_mw])
+
+    free, _, _ = run(0, False)
+    assert free.last_ccg.converged and free.last_ccg.master_solves > 2
+    capped, update, _ = run(2, False)
+    assert capped.last_ccg.master_solves == 2 and not capped.last_ccg.converged and not capped.certified
+    cuts = capped.problem.cuts_added
+    assert cuts > 0
+    capped.solve_local((dataclasses.replace(update, iteration=2, certify=True),))
+    assert capped.certified and capped.last_ccg.converged and capped.last_ccg.master_solves > 2
+    assert capped.problem.cuts_added >= cuts
+    exact, _, _ = run(0, True)
+    tol = max(data.ccg.tol_abs_usd, data.ccg.tol_rel * abs(float(exact.problem.cost.value)))
+    assert float(capped.model.problem.value) == pytest.approx(float(exact.model.problem.value), abs=2 * tol)
+    with pytest.raises(ValueError, match="uncertified_max_iterations >= 0"):
+        dataclasses.replace(data.ccg, uncertified_max_iterations=-1).validate("ccg")
+
+
 def test_a_rho_per_value_pins_only_its_own_value_to_the_consensus(feeder):
     """ReserveUpdate.rho_by_value_usd_per_mw2h: a large rho on the boundary power of one hour
     (ADMMSettings.rho_per_value) pulls that value to the consensus and leaves the others where
