@@ -435,9 +435,8 @@ def aggregate_recourse(
     """A relaxation of the recourse without the network: ``(constraints, cost)``.
 
     Each station keeps its own adjustment ``delta_i`` in ``[-u_i, d_i]`` and its cumulative
-    limits (the cumulative adjustment is the variable, ``delta_i`` its hourly difference: E T + 4T
-    variables per column, 2 E T + 4T until the twenty-seventh session); shedding is bounded by
-    the total load, wind by the scenario's total, and the feeder is one bus: ``sum load - s + sum b + sum_i delta_i - w - vp + vm = P - f``. No
+    limits; shedding is bounded by the total load, wind by the scenario's total, and the
+    feeder is one bus: ``sum load - s + sum b + sum_i delta_i - w - vp + vm = P - f``. No
     branch or voltage rows, no voltage slack, so every feasible point of the full recourse is
     feasible here at no higher cost and the optimum bounds ``Q`` from below (equal to it
     whenever no branch or voltage limit binds). ``x`` holds cvxpy expressions of ``p_mw``
@@ -453,16 +452,13 @@ def aggregate_recourse(
     cons = [s <= load, w <= xi]
     ev = 0
     if E:
-        # the cumulative adjustment is the variable and the hourly one its difference (no
-        # variable and no equality row per station-hour for delta: a smaller master)
-        cum = cp.Variable((E, T))
-        delta = cp.hstack([cum[:, :1], cum[:, 1:] - cum[:, :-1]])
-        total = cp.sum(cum, axis=0)
+        delta, cum = cp.Variable((E, T)), cp.Variable((E, T))
         cons += [
             delta >= -x["u_mw"], delta <= x["d_mw"],
+            cum[:, 0] == delta[:, 0], cum[:, 1:] == cum[:, :-1] + delta[:, 1:],
             cum <= np.asarray(declared.cum_dn_mwh, float), -cum <= np.asarray(declared.cum_up_mwh, float),
         ]
-        ev = cp.hstack([total[:1], total[1:] - total[:-1]])
+        ev = cp.sum(delta, axis=0)
     cons.append(load - s + base + ev - w - vp + vm == x["p_mw"] - f_mw)
     cost = (
         data.violation_usd_per_mwh * cp.sum(vp + vm) + data.voll_usd_per_mwh * cp.sum(s)

@@ -102,9 +102,8 @@ class CCGSettings:
     #: DSO: network-free recourse columns per wind scenario in the master (agents.dso_master,
     #: ``aggregate_recourse``), each a relaxation at one requirement pattern; unused ones hold the
     #: zero requirement, and a new pattern takes a free column, else overwrites the one with the
-    #: lowest cost at the current point. They are almost the whole master (10 columns: 3,600 of a
-    #: T30D2 feeder's 3,780 variables; 6,240 of 6,420 until the twenty-seventh session, when the
-    #: hourly station adjustment stopped being a variable), so 1 halves it; 8 until the eighth session (1,626 s against
+    #: lowest cost at the current point. They are almost the whole master (10 columns: 6,240 of a
+    #: T30D2 feeder's 6,420 variables), so 1 halves it; 8 until the eighth session (1,626 s against
     #: 1,015 s at 2 on T30D2 case 4 then); docs/tso_dso_evcs.md, eighth and twenty-sixth-session status
     aggregate_slots: int = 2
     #: DSO in ADMM: master solves per C&CG run in a round the TSO did not ask to certify (0:
