@@ -191,8 +191,9 @@ ROBUST_ADMM: dict[str, dict] = {
 #: and with the dual test in MW D2 needed about 70 (at 60 it stopped unfinished, and a second
 #: certification round took 131-133 s; twenty-second-session status). t118d10's DSOs stop an
 #: uncertified ADMM round's C&CG after 5 masters (uncertified_max_iterations): case 4 took 680.0
-#: against 740.1 s at 10 and 793.9 s uncapped (single serial runs, the ADMM path unchanged; at 2,
-#: 660.0 s, but the certification round grew to 437.6 s and the path moved); twenty-seventh-session status.
+#: against 740.1 s at 10 and 793.9 s uncapped (single traced serial runs, the ADMM path unchanged; at
+#: 2, 660.0 s, but the certification round grew to 437.6 s and the path moved), and 680.9 s serially
+#: and 488.7 s with Ray in the benchmark (780.5 and 536.8 s before); twenty-seventh-session status.
 ROBUST_CCG: dict[str, CCGSettings] = {
     "t30d2": CCGSettings(tol_rel=PAPER_CCG_TOL_REL, inexact_floor_fraction=0.2, aggregate_slots=1),
     "t118d10": CCGSettings(tol_rel=PAPER_CCG_TOL_REL, max_iterations=80, uncertified_max_iterations=5),
