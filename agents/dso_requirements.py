@@ -12,7 +12,10 @@ recourse cost ``Q(x, xi_j, f)`` of wind scenario ``xi_j``, in two ways:
   per scenario (``exact_memo``) so that the report at a certified first stage solves none;
 - before each MILP, the superposition bound (:func:`agents.requirement_bound.superposition_bound`,
   a few warm LPs): where it proves the answer (the worst pattern, nothing above the bar, or a
-  pattern above it) the MILP is not solved (``checks`` counts which).
+  pattern above it) the MILP is not solved (``checks`` counts which);
+- where it does not, the rule bound (:func:`agents.requirement_rule.rule_bound`, one LP over the
+  best pattern-additive recourse rule): where it proves the superposition's a* the worst pattern
+  or nothing above the bar, the MILP is not solved either.
 
 The master's bookkeeping (cuts, columns, distributions) stays in agents/dso_master.py.
 
@@ -29,6 +32,7 @@ import numpy as np
 
 from agents.dso_recourse import DSOInfeasibleError
 from agents.requirement_bound import superposition_bound
+from agents.requirement_rule import rule_bound
 from agents.requirement_milp import (
     BAND_ZERO_MW, RecourseInfeasibleError, RecourseSolver, ascend_requirement, worst_requirement,
 )
@@ -41,7 +45,12 @@ PATTERN_MEMORY = 4
 CERTIFY_PASSES = 6
 #: Ways an exact question is answered (:attr:`RequirementOracle.checks`); each is also the
 #: DSO's ``RobustCostReport.ccg_<name>`` field and its ``ccg_total`` entry in result.json.
-CHECKS = ("requirement_milps", "bound_worst", "bound_below", "bound_above")
+CHECKS = ("requirement_milps", "bound_worst", "bound_below", "bound_above", "rule_worst", "rule_below")
+#: The rule bound U proves a* the worst pattern where ``U <= Q(a*) + RULE_EXACT_TOL_USD * (1 + |U|)``:
+#: HiGHS's interior point with crossover left U 2-5e-5 $ above a*'s own LP value on T118D10 questions
+#: whose a* it bounded (values near -152 $), its tolerances' size; so a* is the worst up to 1e-6 of the
+#: cost (the C&CG's tolerance is 0.5 %).
+RULE_EXACT_TOL_USD = 1e-6
 
 
 class RequirementOracle:
@@ -52,8 +61,10 @@ class RequirementOracle:
     DSO, for error messages.
     """
 
-    def __init__(self, name: str, recourse, scenarios_mw: np.ndarray):
+    def __init__(self, name: str, recourse, scenarios_mw: np.ndarray, use_rule: bool = True):
         self.name = name
+        #: ask the rule bound where the superposition bound settles nothing (needs ``recourse.column_hour``)
+        self.use_rule = use_rule
         self.recourse = recourse
         self.scenarios_mw = scenarios_mw
         K = len(scenarios_mw)
@@ -118,22 +129,33 @@ class RequirementOracle:
         return memo is not None and memo[0] == self._key(*self.recourse.rhs(x, self.scenarios_mw[j]), x, budget)
 
     def _by_bound(self, r_ub, r_eq0, x: dict, j: int, budget: int, stop_above_usd: float | None):
-        """The answer of :meth:`worst` where the superposition bound settles it, else None (the
-        MILP must run): a* complete where it is the worst pattern, proven; a* (not complete)
-        where it lies above ``stop_above_usd``, or where the bound proves that nothing does."""
+        """The answer of :meth:`worst` where a bound settles it, else None (the MILP must run): a*
+        complete where it is the worst pattern, proven; a* (not complete) where it lies above
+        ``stop_above_usd``, or where a bound proves that nothing does. The superposition bound
+        first (a few warm LPs, and a* itself), then the rule bound (one larger LP)."""
         bound = superposition_bound(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget,
                                     self.lp_solvers[j])
         star = bound.pattern
         if bound.exact:
             self.checks["bound_worst"] += 1
             return dataclasses.replace(star, complete=True)
-        if stop_above_usd is None:
-            return None
-        if star.value_usd > stop_above_usd:
+        if stop_above_usd is not None and star.value_usd > stop_above_usd:
             self.checks["bound_above"] += 1
             return star
-        if bound.valid and bound.upper_usd <= stop_above_usd:
+        if stop_above_usd is not None and bound.valid and bound.upper_usd <= stop_above_usd:
             self.checks["bound_below"] += 1
+            return star
+        if not self.use_rule:
+            return None
+        upper = rule_bound(self.recourse.lp, self.recourse.column_hour, r_ub, r_eq0, x["up_mw"], x["dn_mw"],
+                           budget, bound.moved)
+        if upper is None:
+            return None
+        if upper <= star.value_usd + RULE_EXACT_TOL_USD * (1.0 + abs(upper)):
+            self.checks["rule_worst"] += 1
+            return dataclasses.replace(star, complete=True)
+        if stop_above_usd is not None and upper <= stop_above_usd:
+            self.checks["rule_below"] += 1
             return star
         return None
 

@@ -63,6 +63,8 @@ from agents.requirement_milp import (
 FEASIBILITY_TOL = 1e-7
 #: ``Q(f(a*))`` within this ($, plus 1e-9 relative) of ``U``: a* is the worst pattern, proven.
 EXACT_TOL_USD = 1e-6
+#: A response entry that differs from y0 by more than this counts as moved (``SuperpositionBound.moved``).
+MOVED_TOL = 1e-9
 #: Passes over the responses: free, then with the overflowing rows held to a share of their slack.
 PASSES = 2
 
@@ -76,6 +78,10 @@ class SuperpositionBound:
     pattern: WorstRequirement  #: a*, with its true LP value and the LP duals there (a valid cut)
     lp_solves: int  #: recourse LPs solved
     passes: int = 1  #: passes over the single-hour responses (2: rows were held after the first)
+    #: per hour with a band and direction, ``(side, t, columns)``: side 0 up / 1 down, and the recourse
+    #: columns the free single-hour response moved from y0 (:mod:`agents.requirement_rule` widens its
+    #: rule's supports by them)
+    moved: tuple = ()
 
     @property
     def exact(self) -> bool:
@@ -134,6 +140,7 @@ def superposition_bound(
             fall[side, :, t] = -d
         if dq_free is None:
             dq_free = dq  # the free responses: the true single-hour costs
+            moved = tuple((side, t, np.flatnonzero(np.abs(sol.y - y0) > MOVED_TOL)) for side, t, sol in responses)
         dq_last = dq  # the costs of the last pass that solved every response: U's
         over = _budgeted_sum(np.maximum(grow[0], grow[1]), budget) > slack + FEASIBILITY_TOL
         sinks = _budgeted_sum(np.maximum(fall[0], fall[1]), budget) > floor + FEASIBILITY_TOL
@@ -151,7 +158,7 @@ def superposition_bound(
     solves += int(chosen)
     pattern = WorstRequirement(sol.value_usd, a_up, a_dn, f_star, True, sol.dual_ub, sol.dual_eq, lp_solves=solves,
                                complete=False)
-    return SuperpositionBound(upper, valid, pattern, solves, passes)
+    return SuperpositionBound(upper, valid, pattern, solves, passes, moved)
 
 
 def _budgeted_sum(per_hour: np.ndarray, budget: int) -> np.ndarray:

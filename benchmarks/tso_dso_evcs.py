@@ -202,7 +202,8 @@ def markdown(summary: dict, modes: list[str], title: str, notes: list[str]) -> s
             exact = ""
             if any(c[k] for k in ANSWER_KEYS):
                 exact = (f"; exact questions: {c['requirement_milps']:g} MILPs, bound {c['bound_worst']:g} worst / "
-                         f"{c['bound_below']:g} below / {c['bound_above']:g} above")
+                         f"{c['bound_below']:g} below / {c['bound_above']:g} above, rule {c['rule_worst']:g} worst / "
+                         f"{c['rule_below']:g} below")
             cells.append(f"{c['master_solves']:g} / {c['inner_solves']:g} / {c['outer_solves']:g} "
                          f"(max {c['max_master_per_run']:g} per run, {c['ccg_runs']:g} runs{exact})")
         md.append(f"| {agent} | " + " | ".join(cells) + " |")

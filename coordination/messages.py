@@ -361,10 +361,13 @@ class RobustCostReport(Message):
     ccg_cuts_replaced: int = 0  #: DSO: dual cuts written over older ones because its cut pool was full
     #: DSO: exact worst-requirement questions answered by the MILP / by the superposition bound
     #: (agents/requirement_bound.py: a* proven worst, nothing above the bar proven, a* above the bar)
+    #: / by the rule bound (agents/requirement_rule.py: a* proven worst, nothing above the bar proven)
     ccg_requirement_milps: int = 0
     ccg_bound_worst: int = 0
     ccg_bound_below: int = 0
     ccg_bound_above: int = 0
+    ccg_rule_worst: int = 0
+    ccg_rule_below: int = 0
 
 
 @dataclass(frozen=True)

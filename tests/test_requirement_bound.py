@@ -86,12 +86,13 @@ class _Recourse:
 
     def __init__(self, lp, r_ub, r_eq0):
         self.lp, self._rhs = lp, (r_ub, r_eq0)
+        self.column_hour = np.arange(lp.n_y) % lp.horizon_h  # tiny_lp: blocks of one column per hour
 
     def rhs(self, x, xi_mw):
         return self._rhs
 
 
-def _oracle(monkeypatch, seed, scale, budget=2):
+def _oracle(monkeypatch, seed, scale, budget=2, use_rule=False):
     lp, r_ub, r_eq0, up, dn = instance(seed, scale)
     milps = []
     real = dso_requirements.worst_requirement
@@ -101,7 +102,7 @@ def _oracle(monkeypatch, seed, scale, budget=2):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(dso_requirements, "worst_requirement", counted)
-    oracle = RequirementOracle("D1", _Recourse(lp, r_ub, r_eq0), np.zeros((1, 1, 4)))
+    oracle = RequirementOracle("D1", _Recourse(lp, r_ub, r_eq0), np.zeros((1, 1, 4)), use_rule=use_rule)
     return oracle, {"up_mw": up, "dn_mw": dn}, milps, brute_worst(lp, r_ub, r_eq0, up, dn, budget)
 
 
