@@ -74,6 +74,9 @@ class RequirementOracle:
         #: MILP that ran to its end or proven by the bound): the report evaluates the first stage the
         #: last certification checked, so these are its answers
         self.exact_memo: list[tuple[bytes, object] | None] = [None] * K
+        #: scenario j -> (key as ``exact_memo``'s; the rule bound U there, None where its LP gave none): the
+        #: bound does not depend on the bar, so a later pass of the same certification, or the report, reuses it
+        self.rule_memo: list[tuple[bytes, float | None] | None] = [None] * K
         self.found: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(K)]  #: patterns met, newest first
         #: per scenario, the certification round (counted in ``rounds``) whose MILP last found a
         #: pattern above its bar there (-1: never); the most recent are asked first
@@ -101,7 +104,7 @@ class RequirementOracle:
         band = np.r_[np.asarray(x["up_mw"], dtype=float), np.asarray(x["dn_mw"], dtype=float)]
         patterns = budget > 0 and bool((band > BAND_ZERO_MW).any())  # else f = 0 only: one LP, no question
         try:
-            w = self._by_bound(r_ub, r_eq0, x, j, budget, stop_above_usd) if patterns else None
+            w = self._by_bound(r_ub, r_eq0, x, j, budget, stop_above_usd, key) if patterns else None
             if w is None:
                 self.checks["requirement_milps"] += int(patterns)
                 w = worst_requirement(self.recourse.lp, r_ub, r_eq0, x["up_mw"], x["dn_mw"], budget,
@@ -128,7 +131,7 @@ class RequirementOracle:
         memo = self.exact_memo[j]
         return memo is not None and memo[0] == self._key(*self.recourse.rhs(x, self.scenarios_mw[j]), x, budget)
 
-    def _by_bound(self, r_ub, r_eq0, x: dict, j: int, budget: int, stop_above_usd: float | None):
+    def _by_bound(self, r_ub, r_eq0, x: dict, j: int, budget: int, stop_above_usd: float | None, key: bytes):
         """The answer of :meth:`worst` where a bound settles it, else None (the MILP must run): a*
         complete where it is the worst pattern, proven; a* (not complete) where it lies above
         ``stop_above_usd``, or where a bound proves that nothing does. The superposition bound
@@ -147,8 +150,13 @@ class RequirementOracle:
             return star
         if not self.use_rule:
             return None
-        upper = rule_bound(self.recourse.lp, self.recourse.column_hour, r_ub, r_eq0, x["up_mw"], x["dn_mw"],
-                           budget, bound.moved)
+        memo = self.rule_memo[j]
+        if memo is not None and memo[0] == key:
+            upper = memo[1]
+        else:
+            upper = rule_bound(self.recourse.lp, self.recourse.column_hour, r_ub, r_eq0, x["up_mw"], x["dn_mw"],
+                               budget, bound.moved)
+            self.rule_memo[j] = (key, upper)
         if upper is None:
             return None
         if upper <= star.value_usd + RULE_EXACT_TOL_USD * (1.0 + abs(upper)):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import agents.dso_requirements as dso_requirements
 from agents.requirement_bound import superposition_bound
 from agents.requirement_milp import RecourseSolver
 from agents.requirement_rule import linking_columns, rule_bound
@@ -67,9 +68,17 @@ def test_the_oracle_takes_the_worst_pattern_from_the_rule_where_the_superpositio
 
 def test_the_oracle_proves_nothing_above_the_bar_from_the_rule_and_the_report_asks_the_milp(monkeypatch):
     oracle, x, milps, worst = _oracle(monkeypatch, 1, 2.0, use_rule=True)  # U 0.0013 $ above the worst
+    rules = []
+    real = dso_requirements.rule_bound
+    monkeypatch.setattr(dso_requirements, "rule_bound", lambda *a, **k: rules.append(1) or real(*a, **k))
     sup, upper, _ = bounds(1, 2.0, 2)
     assert not sup.valid and sup.pattern.value_usd < worst - 1.0 and upper < worst + 0.01
     assert oracle.certify(x, 0, 2, upper + 0.01) is None
     assert milps == [] and oracle.checks["rule_below"] == 1 and oracle.exact_memo[0] is None
+    # the same first stage with another bar (a later pass): the bound is not solved again
+    assert oracle.certify(x, 0, 2, upper + 0.02) is None and oracle.checks["rule_below"] == 2 and len(rules) == 1
     w = oracle.worst(x, 0, 2)[0]  # the report needs the worst pattern itself
-    assert len(milps) == 1 and w.complete and w.value_usd == pytest.approx(worst, rel=1e-6)
+    assert len(milps) == 1 and w.complete and w.value_usd == pytest.approx(worst, rel=1e-6) and len(rules) == 1
+    # another first stage (here another band) asks the rule bound anew
+    oracle.certify({"up_mw": 0.9 * x["up_mw"], "dn_mw": x["dn_mw"]}, 0, 2, upper + 0.01)
+    assert len(rules) == 2
