@@ -170,7 +170,7 @@ class DSOProblem:
         self.a_dn = [[cp.Parameter(T, name=f"a_dn_{j}_{m}", value=np.zeros(T)) for m in range(M)] for j in range(K)]
         self.req_used = [0] * K
         #: the inner loop's worst-requirement oracle (ascent, certifying MILPs, their memo)
-        self.oracle = RequirementOracle(self.name, rec, self.scenarios_mw)
+        self.oracle = RequirementOracle(self.name, rec, self.scenarios_mw, use_rule=data.ccg.requirement_rule)
         # dual (Benders) cuts, one shared pool: row l bounds theta_j(l), j(l) = its one-hot owner,
         # alpha_l + beta_l @ xvec <= theta_j(l) (unused: 0 <= 0, Q_j >= 0)
         xvec = cp.hstack([p, up, dn, share_up, share_dn])

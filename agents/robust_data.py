@@ -110,6 +110,9 @@ class CCGSettings:
     #: max_iterations). A run stopped there proposes its master's first stage, whose estimate of
     #: the worst case may still be low; its cuts stay, and the certified round runs to max_iterations
     uncertified_max_iterations: int = 0
+    #: DSO: where the superposition bound settles nothing, ask the rule bound (agents/requirement_rule.py,
+    #: one LP) before the requirement MILP; False: the MILP directly
+    requirement_rule: bool = True
     inexact_fraction: float = 0.0  #: DSO in ADMM: f > 0 also caps the C&CG tolerance at rho/2 (f d)^2 $, d (MW) the 2-norm distance of its last proposal from the new consensus, so the solve's error shrinks with the ADMM residual (inexact ADMM); 0 (default, not shown to help on T30D2 case 4): the tolerances above alone
 
     def validate(self, where: str) -> None:
@@ -130,6 +133,7 @@ class CCGSettings:
             ("inexact_fraction", "inexact_fraction >= 0", lambda v: v >= 0),
             ("inexact_floor_fraction", "0 <= inexact_floor_fraction < 1", lambda v: 0 <= v < 1),
             ("cut_pool", f"cut_pool in {CUT_POOLS}", lambda v: v in CUT_POOLS),
+            ("requirement_rule", "requirement_rule true or false", lambda v: isinstance(v, (bool, np.bool_))),
         )
         for name, rule, holds in rules:
             value = getattr(self, name)

@@ -102,7 +102,10 @@ def _ccg_overridden(ccg: CCGSettings, over: dict) -> CCGSettings:
             raise ScenarioError(f"--set {CCG_PREFIX}{key}: unknown C&CG setting; fields: {', '.join(fields)}")
         wanted = type(getattr(ccg, key))
         number = wanted in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool)
-        if isinstance(value, bool) or not (number or isinstance(value, wanted)) or (wanted is int and not isinstance(value, int)):
+        if wanted is bool:
+            if not isinstance(value, bool):
+                raise ScenarioError(f"--set {CCG_PREFIX}{key}={value!r}: give true or false (default {getattr(ccg, key)!r})")
+        elif isinstance(value, bool) or not (number or isinstance(value, wanted)) or (wanted is int and not isinstance(value, int)):
             raise ScenarioError(f"--set {CCG_PREFIX}{key}={value!r}: give {'a number' if wanted in (int, float) else 'a word'}"
                                 f" (default {getattr(ccg, key)!r})")
     out = replace(ccg, **{k: float(v) if type(getattr(ccg, k)) is float else v for k, v in over.items()})

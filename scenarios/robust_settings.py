@@ -65,8 +65,13 @@ ROBUST_ADMM: dict[str, dict] = {
 #: against 740.1 s at 10 and 793.9 s uncapped (single traced serial runs, the ADMM path unchanged; at
 #: 2, 660.0 s, but the certification round grew to 437.6 s and the path moved), and 680.9 s serially
 #: and 488.7 s with Ray in the benchmark (780.5 and 536.8 s before); twenty-seventh-session status.
+#: t118d10's DSOs ask the rule bound before a requirement MILP (requirement_rule): case 4 took 635.4 s
+#: serially and 435.3 s with Ray against 680.9 and 488.7 s, on the same path (24 MILPs instead of 39).
+#: t30d2's do not: its MILPs prove in 1-4 s, and with the rule case 4 took 108.4 s serially and 68.4 s
+#: with Ray (medians of 2) against 102.8 and 66.4 s, on the same path; twenty-eighth-session status.
 ROBUST_CCG: dict[str, CCGSettings] = {
-    "t30d2": CCGSettings(tol_rel=PAPER_CCG_TOL_REL, inexact_floor_fraction=0.2, aggregate_slots=1),
+    "t30d2": CCGSettings(tol_rel=PAPER_CCG_TOL_REL, inexact_floor_fraction=0.2, aggregate_slots=1,
+                         requirement_rule=False),
     "t118d10": CCGSettings(tol_rel=PAPER_CCG_TOL_REL, max_iterations=80, uncertified_max_iterations=5),
 }
 #: Cost criterion of the robust cases' ADMM (ADMMSettings.cost_tol_rel): stop only when the

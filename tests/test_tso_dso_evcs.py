@@ -71,11 +71,16 @@ def test_ccg_fields_are_set_with_their_prefix():
     # uncertified ADMM rounds capped at 5 masters on t118d10 (measured there), uncapped on t30d2
     assert {d.ccg.uncertified_max_iterations for d in default.dsos} == {0}
     assert {d.ccg.uncertified_max_iterations for d in larger.dsos} == {5}
+    # the rule bound before the requirement MILP on t118d10 (measured there), not on t30d2 (slower there)
+    assert {d.ccg.requirement_rule for d in default.dsos} == {False}
+    assert {d.ccg.requirement_rule for d in larger.dsos} == {True}
+    on = robust_session.prepare("4", 0, None, "t30d2", {"ccg.requirement_rule": True})
+    assert {d.ccg.requirement_rule for d in on.dsos} == {True}
     own = CCGSettings(tol_rel=0.01)  # a CCGSettings given in full replaces the scenario's own
     assert {d.ccg for d in build_robust_scenario("t30d2", "4", RobustSettings(ccg=own)).dsos} == {own}
     for over, field in (({"ccg.cut_pool": "slots"}, "cut_pool"), ({"ccg.inexact_floor_fraction": 1.5}, "inexact_floor_fraction"),
                         ({"ccg.max_iterations": 2.5}, "max_iterations"), ({"ccg.aggregate_slots": 0}, "aggregate_slots"),
-                        ({"ccg.uncertified_max_iterations": -1}, "uncertified_max_iterations"), ({"ccg.max_iterations": True}, "max_iterations"), ({"ccg.nope": 1}, "ccg.nope"),
+                        ({"ccg.uncertified_max_iterations": -1}, "uncertified_max_iterations"), ({"ccg.requirement_rule": 2}, "requirement_rule"), ({"ccg.max_iterations": True}, "max_iterations"), ({"ccg.nope": 1}, "ccg.nope"),
                         ({"ccg.cut_pool": 3}, "ccg.cut_pool")):
         with pytest.raises(ScenarioError, match=field):
             robust_session.prepare("4", 0, None, "t30d2", over)
