@@ -42,7 +42,7 @@ single-hour responses shift station energy to hours whose own balancing (wind, s
 boundary) then moves too.
 
 Solved by HiGHS's interior point method with crossover (``highs-ipm``): on captured T118D10
-certification questions 0.8-3.1 s, where the dual simplex took 0.3-1.0 s on some (it saved
+certification questions 0.5-3.4 s, where the dual simplex took 0.3-1.0 s on some (it saved
 0.3 s on one, lost 0.05 s on another, timed side by side) and 27-75 s on others (single-hour
 responses of 400-800 columns); :data:`RULE_TIME_LIMIT_S` stops it (no bound, the MILP runs).
 
