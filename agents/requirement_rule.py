@@ -173,8 +173,11 @@ def rule_bound(
     for k, (_, t, f_t) in enumerate(ks):  # a_eq D_k = coef f_k on hour t's requirement row
         sub = a_eq[:, supports[k]].tocsr()
         rows = np.flatnonzero(np.diff(sub.indptr) > 0)
+        at = rows == lp.requirement_rows[t]
+        if not at.any():  # no column of the support meets hour t's requirement (a wrong hour map): no bound
+            return None
         rhs = np.zeros(rows.size)
-        rhs[rows == lp.requirement_rows[t]] = lp.requirement_coef * f_t
+        rhs[at] = lp.requirement_coef * f_t
         eq_blocks.append(place(sub[rows], start[k]))
         eq_rhs.append(rhs)
 

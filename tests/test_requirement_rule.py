@@ -9,7 +9,7 @@ import pytest
 
 import agents.dso_requirements as dso_requirements
 from agents.requirement_bound import superposition_bound
-from agents.requirement_milp import RecourseSolver
+from agents.requirement_milp import RecourseLP, RecourseSolver
 from agents.requirement_rule import linking_columns, rule_bound
 from tests.test_requirement_bound import _oracle, brute_worst, instance
 
@@ -54,6 +54,17 @@ def test_the_days_generation_cap_links_the_hours_and_a_wrong_hour_map_is_refused
     assert np.flatnonzero(linking_columns(lp, hour_of(lp))).tolist() == [0, 1, 2, 3]  # g, under the day's cap
     with pytest.raises(ValueError, match="column_hour"):
         linking_columns(lp, np.zeros(lp.n_y - 1))
+
+
+def test_an_hour_map_that_leaves_a_requirement_row_out_of_its_hours_support_gives_no_bound():
+    """Without the day's cap no column links the hours; with every column's hour shifted by one, no
+    column of hour t meets hour t's requirement row, so the rule could ignore the requirement: no bound."""
+    lp, r_ub, r_eq0, up, dn = instance(0, 1.0)
+    free = RecourseLP(lp.cost, lp.a_ub[:-1], lp.a_eq, lp.nonneg, lp.requirement_rows, lp.requirement_coef,
+                      lp.dual_bound)
+    assert not linking_columns(free, hour_of(free)).any()
+    assert rule_bound(free, hour_of(free), r_ub[:-1], r_eq0, up, dn, 2) is not None
+    assert rule_bound(free, (hour_of(free) + 1) % HOURS, r_ub[:-1], r_eq0, up, dn, 2) is None
 
 
 def test_the_oracle_takes_the_worst_pattern_from_the_rule_where_the_superposition_bound_is_not_valid(monkeypatch):
