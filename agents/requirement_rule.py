@@ -42,9 +42,9 @@ single-hour responses shift station energy to hours whose own balancing (wind, s
 boundary) then moves too.
 
 Solved by HiGHS's interior point method with crossover (``highs-ipm``): on captured T118D10
-certification questions 0.5-3.4 s, where the dual simplex took 0.3-1.0 s on some (it saved
-0.3 s on one, lost 0.05 s on another, timed side by side) and 27-75 s on others (single-hour
-responses of 400-800 columns); :data:`RULE_TIME_LIMIT_S` stops it (no bound, the MILP runs).
+certification questions 0.5-3.4 s, where the dual simplex took 0.3-1.1 s on some (it saved
+0.3 s on one, lost 0.05 s on another, timed side by side) and 4-75 s on others (single-hour
+responses of a few hundred columns or more); :data:`RULE_TIME_LIMIT_S` stops it (no bound, the MILP runs).
 
 Glossary: ``y0``, ``D_k`` -> the rule; ``budget_h`` -> Gamma; ``upper_usd`` -> U (an upper bound
 on the worst pattern's recourse value less the scenario's constant); ``up_mw``/``dn_mw`` ->
