@@ -55,8 +55,10 @@ ROBUST_ADMM: dict[str, dict] = {
 #: (docs/tso_dso_evcs.md, seventeenth-session status). t30d2's DSO masters hold one network-free
 #: column per wind scenario (aggregate_slots 1, two before): the master is half the size, and case 4
 #: took 106.7 against 131.4 s serially in a side-by-side pair, with as many ADMM iterations
-#: (twenty-sixth-session status). t118d10 keeps two columns (one took 1,186.8 against 1,260.9 s on
-#: its case 4 in a loaded serial pair, the certification round slower) and g = 0 (g = 0.2 took
+#: (twenty-sixth-session status). t118d10 has one column too since the twenty-ninth session: with the
+#: rule bound its case 4 took 510.4 against 618.8 s serially in a side-by-side pair (16 ADMM iterations
+#: each; the certification round 224.9 against 269.4 s; two columns had won before the rule bound,
+#: 1,260.9 against 1,186.8 s in a loaded pair, the certification round slower). t118d10 keeps g = 0 (g = 0.2 took
 #: the same ADMM path there, no faster; twenty-fourth-session status), and allows 80 masters per C&CG run: in case 4's first certification round D4 needed 45 and D3
 #: 34 (D4 stopped unfinished at 30, and the ADMM ran a second round; nineteenth-session status),
 #: and with the dual test in MW D2 needed about 70 (at 60 it stopped unfinished, and a second
@@ -72,7 +74,8 @@ ROBUST_ADMM: dict[str, dict] = {
 ROBUST_CCG: dict[str, CCGSettings] = {
     "t30d2": CCGSettings(tol_rel=PAPER_CCG_TOL_REL, inexact_floor_fraction=0.2, aggregate_slots=1,
                          requirement_rule=False),
-    "t118d10": CCGSettings(tol_rel=PAPER_CCG_TOL_REL, max_iterations=80, uncertified_max_iterations=5),
+    "t118d10": CCGSettings(tol_rel=PAPER_CCG_TOL_REL, max_iterations=80, uncertified_max_iterations=5,
+                           aggregate_slots=1),
 }
 #: Cost criterion of the robust cases' ADMM (ADMMSettings.cost_tol_rel): stop only when the
 #: copies' price-weighted disagreement is within 0.1 % of the TSO's cost (the issue's aim for

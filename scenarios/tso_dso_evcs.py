@@ -40,10 +40,10 @@ evcs_sessions_per_station       40        mean (Poisson) number of EV sessions p
 evcs_offer_cost_usd_per_mw_h    3         the stations' cost of holding 1 MW up or down for 1 h
 ccg                             None      C&CG settings of every agent; None = the scenario's own
                                           (ROBUST_CCG): the paper's C&CG criterion, 0.5 % of the
-                                          agent's objective (``tol_rel``), and on t30d2 the DSOs'
-                                          inexact floor g = 0.2 (``inexact_floor_fraction``) and one
-                                          network-free column per wind scenario
-                                          (``aggregate_slots``), on t118d10 at most 5 masters per
+                                          agent's objective (``tol_rel``), one network-free column
+                                          per wind scenario in the DSO masters
+                                          (``aggregate_slots``), on t30d2 the DSOs' inexact floor
+                                          g = 0.2 (``inexact_floor_fraction``), on t118d10 at most 5 masters per
                                           C&CG run in an uncertified ADMM round
                                           (``uncertified_max_iterations``); the other fields as
                                           in CCGSettings

@@ -65,9 +65,11 @@ def test_ccg_fields_are_set_with_their_prefix():
     assert default.settings.ccg == ROBUST_CCG["t30d2"]  # result.json's settings show what ran
     larger = robust_session.prepare("4", 0, None, "t118d10", {"ccg.max_iterations": 12})
     assert {d.ccg.inexact_floor_fraction for d in larger.dsos} == {0.0} and larger.tso.ccg.max_iterations == 12
-    # one network-free column per scenario on t30d2 (measured there), two on t118d10
-    assert {d.ccg.aggregate_slots for d in default.dsos} == {1} and {d.ccg.aggregate_slots for d in larger.dsos} == {2}
+    # one network-free column per scenario on both (measured on each); CCGSettings' own default is two
+    assert {d.ccg.aggregate_slots for d in default.dsos} == {1} and {d.ccg.aggregate_slots for d in larger.dsos} == {1}
+    assert CCGSettings().aggregate_slots == 2
     assert {d.ccg.aggregate_slots for d in robust_session.prepare("4", 0, None, "t30d2", {"ccg.aggregate_slots": 2}).dsos} == {2}
+    assert {d.ccg.aggregate_slots for d in robust_session.prepare("4", 0, None, "t118d10", {"ccg.aggregate_slots": 2}).dsos} == {2}
     # uncertified ADMM rounds capped at 5 masters on t118d10 (measured there), uncapped on t30d2
     assert {d.ccg.uncertified_max_iterations for d in default.dsos} == {0}
     assert {d.ccg.uncertified_max_iterations for d in larger.dsos} == {5}
