@@ -57,8 +57,9 @@ ROBUST_ADMM: dict[str, dict] = {
 #: took 106.7 against 131.4 s serially in a side-by-side pair, with as many ADMM iterations
 #: (twenty-sixth-session status). t118d10 has one column too since the twenty-ninth session: with the
 #: rule bound its case 4 took 510.4 against 618.8 s serially in a side-by-side pair (16 ADMM iterations
-#: each; the certification round 224.9 against 269.4 s; two columns had won before the rule bound,
-#: 1,260.9 against 1,186.8 s in a loaded pair, the certification round slower). t118d10 keeps g = 0 (g = 0.2 took
+#: each; the certification round 224.9 against 269.4 s). Before the rule bound one column was 6 % faster
+#: there in one loaded pair (1,186.8 against 1,260.9 s) but its certification round slower (517.8 against
+#: 380.1 s), and it was not adopted. t118d10 keeps g = 0 (g = 0.2 took
 #: the same ADMM path there, no faster; twenty-fourth-session status), and allows 80 masters per C&CG run: in case 4's first certification round D4 needed 45 and D3
 #: 34 (D4 stopped unfinished at 30, and the ADMM ran a second round; nineteenth-session status),
 #: and with the dual test in MW D2 needed about 70 (at 60 it stopped unfinished, and a second
